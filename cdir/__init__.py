@@ -1,0 +1,3 @@
+"""cdir: a multi-cloud virtual directory."""
+
+__version__ = "0.1.0"

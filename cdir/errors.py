@@ -1,0 +1,129 @@
+"""One exception tree for all of cdir.
+
+    CdirError
+    ├── InvalidPath (ValueError)          a virtual or provider path that cdir refuses
+    ├── UsageError (ValueError)           bad arguments or options
+    ├── NotFound (FileNotFoundError)
+    ├── AlreadyExists (FileExistsError)
+    ├── NotADirectory (NotADirectoryError)
+    ├── IsADirectory (IsADirectoryError)
+    ├── Conflict                          concurrent change, precondition failed
+    ├── Unsupported (NotImplementedError) the provider cannot do this (see its capabilities)
+    ├── MissingDependency (ImportError)   an optional SDK is not installed
+    ├── VaultError                        wrong passphrase, tampered or unreadable vault
+    ├── CatalogError
+    └── ProviderError(retryable)          anything else a storage service reported
+        ├── AuthError (PermissionError)
+        └── Unavailable                   server down, timeout, throttled (retryable)
+
+Leaves also subclass the builtin they mean, so `except FileNotFoundError` works on cdir errors.
+Provider SDK errors are translated in one table per provider (see `translate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+
+class CdirError(Exception):
+    """Base of every error cdir raises on purpose. Its message is one line meant for users."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if retryable is not None:
+            self.retryable = retryable
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidPath(CdirError, ValueError):
+    pass
+
+
+class UsageError(CdirError, ValueError):
+    pass
+
+
+class NotFound(CdirError, FileNotFoundError):
+    pass
+
+
+class AlreadyExists(CdirError, FileExistsError):
+    pass
+
+
+class NotADirectory(CdirError, NotADirectoryError):
+    pass
+
+
+class IsADirectory(CdirError, IsADirectoryError):
+    pass
+
+
+class Conflict(CdirError):
+    pass
+
+
+class Unsupported(CdirError, NotImplementedError):
+    pass
+
+
+class MissingDependency(CdirError, ImportError):
+    pass
+
+
+class VaultError(CdirError):
+    pass
+
+
+class CatalogError(CdirError):
+    pass
+
+
+class ProviderError(CdirError):
+    pass
+
+
+class AuthError(ProviderError, PermissionError):
+    pass
+
+
+class Unavailable(ProviderError):
+    retryable = True
+
+
+# One row of a provider's error table: (predicate on the SDK exception, cdir class, retryable).
+# retryable None keeps the class default.
+ErrorRule = tuple[Callable[[BaseException], bool], type[CdirError], bool | None]
+
+
+def translate(exc: BaseException, table: Sequence[ErrorRule], what: str) -> CdirError:
+    """Map an SDK exception to a cdir error through a provider's table; first match wins."""
+    if isinstance(exc, CdirError):
+        return exc
+    for matches, cls, retryable in table:
+        if matches(exc):
+            return cls(f"{what}: {_describe(exc)}", retryable=retryable)
+    return ProviderError(f"{what}: {_describe(exc)}")
+
+
+@contextmanager
+def translated(table: Sequence[ErrorRule], what: str) -> Iterator[None]:
+    """`with translated(TABLE, "s3://b/k"):` turns SDK exceptions into cdir errors."""
+    try:
+        yield
+    except CdirError:
+        raise
+    except Exception as exc:
+        raise translate(exc, table, what) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return first or type(exc).__name__

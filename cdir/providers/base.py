@@ -1,0 +1,162 @@
+"""The one small interface every storage provider implements.
+
+Paths given to a provider are *relative to its root*, `/`-separated, NFC, without a leading
+slash; "" is the root itself. Providers know nothing about the catalog. Optional features are
+declared in `Capabilities` so callers ask "can you?" instead of special-casing a provider.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar, Literal
+
+from cdir.errors import NotFound, Unsupported
+
+CHUNK = 1024 * 1024
+# Name prefix of uploads in flight (renamed into place when complete); listings skip it.
+TMP_PREFIX = ".cdir-tmp-"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    empty_dirs: bool = True  # can hold an empty directory (object stores cannot)
+    set_mtime: bool = True  # mtime can be set and read back
+    mtime_precision_ns: int = 1  # granularity of mtimes read back (1_000_000_000 = seconds)
+    hash_kinds: frozenset[str] = frozenset()  # hashes `stat` reports without reading the data
+    case_sensitive: bool = True
+    range_reads: bool = True
+    server_side_copy: bool = False
+    server_side_move: bool = False
+    max_name_bytes: int = 255
+
+
+@dataclass(frozen=True)
+class RemoteStat:
+    path: str  # relative to the provider root
+    kind: Literal["file", "dir"]
+    size: int = 0
+    mtime_ns: int | None = None
+    fingerprint: str = ""  # changes whenever the content may have changed (etag, revision…)
+    hashes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One `provider add` option; `secret` ones go to the vault, never the catalog."""
+
+    name: str
+    help: str
+    secret: bool = False
+    required: bool = False
+    default: Any = None
+
+
+class Provider(ABC):
+    """A storage service seen as a tree of files below `root`."""
+
+    kind: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    options: ClassVar[tuple[OptionSpec, ...]] = ()
+
+    def __init__(
+        self,
+        name: str,
+        root: str,
+        options: Mapping[str, Any] | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.root = root
+        self.opts = dict(options or {})
+        self.secrets = dict(secrets or {})
+
+    def __repr__(self) -> str:  # never shows secrets
+        return f"<{type(self).__name__} {self.name} {self.kind}:{self.root}>"
+
+    # --- reading ---------------------------------------------------------------------------
+    @abstractmethod
+    def list(self, path: str = "", recursive: bool = False) -> Iterator[RemoteStat]:
+        """Entries below `path` (files and dirs), fetched page by page, in no set order.
+        NotFound if `path` is absent; the root "" always lists (empty when nothing is stored)."""
+
+    @abstractmethod
+    def stat(self, path: str) -> RemoteStat:
+        """NotFound if nothing is at `path`."""
+
+    @abstractmethod
+    def read_chunks(self, path: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The bytes of a file, [start, end) when given, as a stream of chunks."""
+
+    def read_bytes(self, path: str, start: int = 0, end: int | None = None) -> bytes:
+        return b"".join(self.read_chunks(path, start, end))
+
+    def get_file(self, path: str, local: Path) -> None:
+        """Download to `local` atomically: a temporary file beside it, then a rename."""
+        local.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=TMP_PREFIX)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in self.read_chunks(path):
+                    out.write(chunk)
+            os.replace(tmp, local)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.stat(path)
+        except NotFound:
+            return False
+        return True
+
+    # --- writing ---------------------------------------------------------------------------
+    @abstractmethod
+    def mkdir(self, path: str) -> None:
+        """Create `path` and its parents; no error if it exists (a no-op without empty_dirs)."""
+
+    @abstractmethod
+    def put_stream(
+        self, stream: BinaryIO, path: str, size: int | None = None, mtime_ns: int | None = None
+    ) -> RemoteStat:
+        """Write a file from a readable stream, replacing any file there; parents are created.
+        Readers never see a half-written file. Returns the stat of what was written."""
+
+    def put_file(self, local: Path, path: str, mtime_ns: int | None = None) -> RemoteStat:
+        with open(local, "rb") as f:
+            return self.put_stream(f, path, size=os.fstat(f.fileno()).st_size, mtime_ns=mtime_ns)
+
+    @abstractmethod
+    def delete(self, path: str) -> None:
+        """Delete one file. NotFound if absent."""
+
+    @abstractmethod
+    def delete_tree(self, path: str) -> None:
+        """Delete a directory and all below it; no error if absent."""
+
+    def set_mtime(self, path: str, mtime_ns: int) -> RemoteStat:
+        raise Unsupported(f"{self.name}: cannot set modification times")
+
+    def copy(self, src: str, dst: str) -> RemoteStat:
+        """Server-side copy within this provider (when capabilities.server_side_copy)."""
+        raise Unsupported(f"{self.name}: no server-side copy")
+
+    def move(self, src: str, dst: str) -> RemoteStat:
+        """Server-side move within this provider (when capabilities.server_side_move)."""
+        raise Unsupported(f"{self.name}: no server-side move")
+
+    def check(self) -> None:
+        """Raise a cdir error if the provider cannot be reached or used (for `provider test`)."""
+        next(iter(self.list("")), None)
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,68 @@
+"""Virtual paths: validated and normalised in this one place for every front end."""
+
+from __future__ import annotations
+
+import posixpath
+import unicodedata
+
+from cdir.errors import InvalidPath
+
+MAX_SEGMENT_BYTES = 255
+MAX_PATH_BYTES = 4096
+
+
+def normalize(path: str, cwd: str = "/") -> str:
+    """Return the absolute, NFC-normalised form of `path` (relative to `cwd`).
+
+    Refuses NUL and control characters, over-long names, and `.`/`..` segments that would
+    leave the root. Empty segments (`a//b`) and a trailing `/` are folded away; `.` and `..`
+    are resolved lexically, as a shell would.
+    """
+    if not isinstance(path, str) or path == "":
+        raise InvalidPath("invalid path: empty")
+    for ch in path:
+        if ord(ch) < 0x20 or ord(ch) == 0x7F:
+            raise InvalidPath(f"invalid path {path!r}: control character {ch!r} not allowed")
+    path = unicodedata.normalize("NFC", path)
+    full = path if path.startswith("/") else f"{cwd.rstrip('/')}/{path}"
+    parts: list[str] = []
+    for seg in full.split("/"):
+        if seg in ("", "."):
+            continue
+        if seg == "..":
+            if not parts:
+                raise InvalidPath(f"invalid path {path!r}: goes above the root")
+            parts.pop()
+            continue
+        if len(seg.encode()) > MAX_SEGMENT_BYTES:
+            raise InvalidPath(f"invalid path {path!r}: a name is longer than {MAX_SEGMENT_BYTES} bytes")
+        parts.append(seg)
+    out = "/" + "/".join(parts)
+    if len(out.encode()) > MAX_PATH_BYTES:
+        raise InvalidPath(f"invalid path: longer than {MAX_PATH_BYTES} bytes")
+    return out
+
+
+def split(vpath: str) -> tuple[str, str]:
+    """`/a/b/c` → (`/a/b`, `c`); the root is (`/`, ``)."""
+    if vpath == "/":
+        return "/", ""
+    d, b = posixpath.split(vpath)
+    return d, b
+
+
+def join(dirname: str, basename: str) -> str:
+    if not basename:
+        return dirname
+    return f"{dirname.rstrip('/')}/{basename}"
+
+
+def is_within(path: str, ancestor: str) -> bool:
+    return ancestor == "/" or path == ancestor or path.startswith(ancestor.rstrip("/") + "/")
+
+
+def relative(path: str, ancestor: str) -> str:
+    """Path of `path` below `ancestor`, without a leading slash ("" for the ancestor itself)."""
+    if ancestor == "/":
+        return path.lstrip("/")
+    return path[len(ancestor) :].lstrip("/")

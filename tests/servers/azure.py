@@ -1,0 +1,1 @@
+"""azure test server fixture (to be written)."""

@@ -1,0 +1,1 @@
+"""gcs test server fixture (to be written)."""

@@ -1,0 +1,1 @@
+"""s3 test server fixture (to be written)."""

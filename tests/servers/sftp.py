@@ -1,0 +1,1 @@
+"""sftp test server fixture (to be written)."""

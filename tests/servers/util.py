@@ -1,0 +1,63 @@
+"""Helpers shared by the server fixtures: free ports, waiting for readiness, stopping by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / ".cache"  # where scripts/install-test-servers.sh puts what pip cannot
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str,
+               timeout: float = 30.0) -> None:
+    """Poll `ready` until it is true; fail early with the server's output if it exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{out[-3000:]}")
+        with contextlib.suppress(Exception):
+            if ready():
+                return
+        time.sleep(0.05)
+    stop(proc)
+    raise RuntimeError(f"{what} did not become ready in {timeout} s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@contextlib.contextmanager
+def running(cmd: list[str], ready: Callable[[], bool], what: str,
+            env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, **(env or {})}, cwd=cwd,
+    )
+    try:
+        wait_until(ready, proc, what)
+        yield proc
+    finally:
+        stop(proc)

@@ -1,0 +1,1 @@
+"""webdav test server fixture (to be written)."""
