@@ -3,12 +3,12 @@
 Paths given to a provider are *relative to its root*, `/`-separated, NFC, without a leading
 slash; "" is the root itself. Providers know nothing about the catalog. Optional features are
 declared in `Capabilities` so callers ask "can you?" instead of special-casing a provider.
+`cdir.providers.testing` is the conformance suite that pins down what this page promises.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -42,7 +42,9 @@ class RemoteStat:
     size: int = 0
     mtime_ns: int | None = None
     fingerprint: str = ""  # changes whenever the content may have changed (etag, revision…)
-    hashes: Mapping[str, str] = field(default_factory=dict)
+    # lowercase hex digests by hashlib name ("md5", "sha256"…); excluded from hash() so a
+    # RemoteStat can go in a set although a dict is not hashable
+    hashes: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def name(self) -> str:
@@ -64,7 +66,9 @@ class Provider(ABC):
     """A storage service seen as a tree of files below `root`."""
 
     kind: ClassVar[str]
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    # A class default; an instance may set its own where the server decides (a WebDAV flavour
+    # that can set mtimes, an S3-compatible store without server-side copy, a FAT-mounted folder).
+    capabilities: Capabilities = Capabilities()
     options: ClassVar[tuple[OptionSpec, ...]] = ()
 
     def __init__(
@@ -86,7 +90,9 @@ class Provider(ABC):
     @abstractmethod
     def list(self, path: str = "", recursive: bool = False) -> Iterator[RemoteStat]:
         """Entries below `path` (files and dirs), fetched page by page, in no set order.
-        NotFound if `path` is absent; the root "" always lists (empty when nothing is stored)."""
+        NotFound if `path` is absent; the root "" always lists (empty when nothing is stored).
+        Each entry appears once; a directory implied by a key prefix is a "dir" entry. A file's
+        size and fingerprint are the ones `stat` reports (sync compares listings with them)."""
 
     @abstractmethod
     def stat(self, path: str) -> RemoteStat:
@@ -102,14 +108,14 @@ class Provider(ABC):
     def get_file(self, path: str, local: Path) -> None:
         """Download to `local` atomically: a temporary file beside it, then a rename."""
         local.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=TMP_PREFIX)
+        fd, tmp = create_temp(local.parent)
         try:
             with os.fdopen(fd, "wb") as out:
                 for chunk in self.read_chunks(path):
                     out.write(chunk)
             os.replace(tmp, local)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
     def exists(self, path: str) -> bool:
@@ -129,7 +135,10 @@ class Provider(ABC):
         self, stream: BinaryIO, path: str, size: int | None = None, mtime_ns: int | None = None
     ) -> RemoteStat:
         """Write a file from a readable stream, replacing any file there; parents are created.
-        Readers never see a half-written file. Returns the stat of what was written."""
+        The stream may be unseekable and give short reads. `size`, when given, is the exact
+        length: a stream that gives more or fewer bytes is an error. Readers never see a
+        half-written file, and a failed write leaves any previous version in place.
+        Returns the stat of what was written (the same size and fingerprint `stat` then gives)."""
 
     def put_file(self, local: Path, path: str, mtime_ns: int | None = None) -> RemoteStat:
         with open(local, "rb") as f:
@@ -160,3 +169,15 @@ class Provider(ABC):
 
     def close(self) -> None:
         """Release connections."""
+
+
+def create_temp(directory: Path) -> tuple[int, Path]:
+    """Create a hidden temporary file in `directory`, open for writing. Unlike mkstemp (0600)
+    it gets the mode of any new file (0666 less the umask), since it is renamed into place."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = directory / f"{TMP_PREFIX}{os.urandom(8).hex()}"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue

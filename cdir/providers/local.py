@@ -5,22 +5,31 @@ from __future__ import annotations
 import os
 import shutil
 import stat as statmod
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from cdir.errors import (
     AlreadyExists,
     AuthError,
     ErrorRule,
+    InvalidPath,
     IsADirectory,
     NotADirectory,
     NotFound,
     ProviderError,
+    translate,
     translated,
 )
-from cdir.providers.base import CHUNK, TMP_PREFIX, Capabilities, OptionSpec, Provider, RemoteStat
+from cdir.providers.base import (
+    CHUNK,
+    TMP_PREFIX,
+    Capabilities,
+    OptionSpec,
+    Provider,
+    RemoteStat,
+    create_temp,
+)
 
 ERRORS: list[ErrorRule] = [
     (lambda e: isinstance(e, FileNotFoundError), NotFound, None),
@@ -30,6 +39,9 @@ ERRORS: list[ErrorRule] = [
     (lambda e: isinstance(e, PermissionError), AuthError, None),
     (lambda e: isinstance(e, OSError), ProviderError, False),
 ]
+
+# Characters Windows reads as drive or separator: a path holding them could leave the root.
+_UNSAFE = ("\0", ":", "\\") if os.name == "nt" else ("\0",)
 
 
 class LocalProvider(Provider):
@@ -43,57 +55,94 @@ class LocalProvider(Provider):
     )
     options = (OptionSpec("root", "directory that holds the files", required=True),)
 
-    def __init__(self, name, root, options=None, secrets=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self,
+        name: str,
+        root: str,
+        options: Mapping[str, Any] | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(name, root, options, secrets)
         self.base = Path(root).expanduser().absolute()
 
     def _p(self, path: str) -> Path:
-        return self.base / path if path else self.base
+        # The last line of defence: "/etc/x" or "../x" joined to the root would leave it.
+        if not path:
+            return self.base
+        if (
+            path.startswith("/")
+            or any(seg in ("", ".", "..") for seg in path.split("/"))
+            or any(ch in path for ch in _UNSAFE)
+        ):
+            raise InvalidPath(f"{self._what(path)}: not a clean path relative to the root")
+        return self.base / path
 
     def _what(self, path: str) -> str:
         return f"{self.name}:/{path}"
 
     @staticmethod
-    def _stat(rel: str, st: os.stat_result) -> RemoteStat:
+    def _stat(rel: str, st: os.stat_result, ino: int | None = None) -> RemoteStat:
         if statmod.S_ISDIR(st.st_mode):
             return RemoteStat(rel, "dir", 0, st.st_mtime_ns, "")
-        return RemoteStat(rel, "file", st.st_size, st.st_mtime_ns, f"{st.st_size}:{st.st_mtime_ns}")
+        # size:mtime alone misses a same-size rewrite within one tick of the kernel's coarse
+        # clock, or one that keeps the mtime. An atomic write makes a new inode and any change
+        # sets ctime, so ino+ctime catch those (a chmod also changes ctime: a harmless re-check).
+        fp = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{ino or st.st_ino}"
+        return RemoteStat(rel, "file", st.st_size, st.st_mtime_ns, fp)
 
     def list(self, path: str = "", recursive: bool = False) -> Iterator[RemoteStat]:
-        top = self._p(path)
-        with translated(ERRORS, self._what(path)):
-            if not top.is_dir():
-                if path == "" and not top.exists():
-                    return
-                raise (NotADirectory if top.exists() else NotFound)(
-                    f"{self._what(path)}: not a directory" if top.exists() else
-                    f"{self._what(path)}: no such directory"
-                )
+        what = self._what(path)
+        with translated(ERRORS, what):
+            try:
+                top = os.stat(self._p(path))
+            except FileNotFoundError:
+                if path == "":
+                    return  # a root not created yet holds nothing
+                raise NotFound(f"{what}: no such directory") from None
+            if not statmod.S_ISDIR(top.st_mode):
+                raise NotADirectory(f"{what}: not a directory")
+        seen = {(top.st_dev, top.st_ino)}  # directories entered, so symlink loops end
         stack = [path]
         while stack:
             rel_dir = stack.pop()
-            with translated(ERRORS, self._what(rel_dir)), os.scandir(self._p(rel_dir)) as it:
-                for de in it:
-                    if de.name.startswith(TMP_PREFIX):
-                        continue  # an upload in flight
-                    rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
-                    try:
-                        st = de.stat()
-                    except FileNotFoundError:
-                        continue  # removed while listing
-                    item = self._stat(rel, st)
-                    yield item
-                    if recursive and item.kind == "dir":
-                        stack.append(rel)
+            try:
+                page = self._scan(rel_dir)
+            except FileNotFoundError:
+                if rel_dir == path:
+                    raise NotFound(f"{what}: no such directory") from None
+                continue  # a subdirectory removed while listing
+            except OSError as exc:
+                raise translate(exc, ERRORS, self._what(rel_dir)) from exc
+            for item, key in page:
+                yield item
+                if recursive and key is not None and key not in seen:
+                    seen.add(key)
+                    stack.append(item.path)
+
+    def _scan(self, rel_dir: str) -> list[tuple[RemoteStat, tuple[int, int] | None]]:
+        """One directory's entries (a page), with a (dev, ino) key for each subdirectory."""
+        out: list[tuple[RemoteStat, tuple[int, int] | None]] = []
+        with os.scandir(self._p(rel_dir)) as it:
+            for de in it:
+                if de.name.startswith(TMP_PREFIX):
+                    continue  # an upload in flight
+                rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
+                try:
+                    st = de.stat()
+                    # On Windows DirEntry.stat() leaves st_ino 0; inode() fetches the real one.
+                    ino = st.st_ino or de.inode()
+                except FileNotFoundError:
+                    continue  # removed while listing, or a dangling symlink
+                item = self._stat(rel, st, ino)
+                out.append((item, (st.st_dev, ino) if item.kind == "dir" else None))
+        return out
 
     def stat(self, path: str) -> RemoteStat:
         with translated(ERRORS, self._what(path)):
             return self._stat(path, os.stat(self._p(path)))
 
     def read_chunks(self, path: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        with translated(ERRORS, self._what(path)):
-            f = open(self._p(path), "rb")  # noqa: SIM115 - closed by the generator
-        with f:
+        with translated(ERRORS, self._what(path)), open(self._p(path), "rb") as f:
             f.seek(start)
             left = None if end is None else max(0, end - start)
             while left is None or left > 0:
@@ -109,7 +158,7 @@ class LocalProvider(Provider):
             src = self._p(path)
             if src.is_dir():
                 raise IsADirectory(f"{self._what(path)}: is a directory")
-            _atomic_copy(src, local)
+            _atomic_copy(src, Path(local))
 
     def mkdir(self, path: str) -> None:
         with translated(ERRORS, self._what(path)):
@@ -118,26 +167,30 @@ class LocalProvider(Provider):
     def put_stream(
         self, stream: BinaryIO, path: str, size: int | None = None, mtime_ns: int | None = None
     ) -> RemoteStat:
-        dst = self._p(path)
-        with translated(ERRORS, self._what(path)):
+        what = self._what(path)
+        with translated(ERRORS, what):
+            dst = self._p(path)
             if dst.is_dir():
-                raise IsADirectory(f"{self._what(path)}: is a directory")
+                raise IsADirectory(f"{what}: is a directory")
             dst.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=TMP_PREFIX)
+            fd, tmp = create_temp(dst.parent)
             try:
                 with os.fdopen(fd, "wb") as out:
-                    shutil.copyfileobj(stream, out, CHUNK)
+                    written = _copy(stream, out)
+                if size is not None and written != size:
+                    # A source that changed while being sent: the old file stays.
+                    raise ProviderError(f"{what}: the stream gave {written} bytes, not {size}")
                 if mtime_ns is not None:
                     os.utime(tmp, ns=(mtime_ns, mtime_ns))
                 os.replace(tmp, dst)
             except BaseException:
-                Path(tmp).unlink(missing_ok=True)
+                tmp.unlink(missing_ok=True)
                 raise
             return self._stat(path, os.stat(dst))
 
     def put_file(self, local: Path, path: str, mtime_ns: int | None = None) -> RemoteStat:
-        dst = self._p(path)
         with translated(ERRORS, self._what(path)):
+            dst = self._p(path)
             if dst.is_dir():
                 raise IsADirectory(f"{self._what(path)}: is a directory")
             _atomic_copy(Path(local), dst, mtime_ns)
@@ -151,11 +204,11 @@ class LocalProvider(Provider):
             p.unlink()
 
     def delete_tree(self, path: str) -> None:
-        p = self._p(path)
         with translated(ERRORS, self._what(path)):
+            p = self._p(path)
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)
-            elif p.exists():
+            elif os.path.lexists(p):  # a file, or a symlink (even a dangling one)
                 p.unlink()
 
     def set_mtime(self, path: str, mtime_ns: int) -> RemoteStat:
@@ -188,10 +241,19 @@ class LocalProvider(Provider):
                 raise AuthError(f"{self.name}: root {self.base} is not writable")
 
 
+def _copy(stream: BinaryIO, out: BinaryIO) -> int:
+    """Copy to EOF and count, accepting the short reads of raw (socket, pipe) streams."""
+    n = 0
+    while chunk := stream.read(CHUNK):
+        out.write(chunk)
+        n += len(chunk)
+    return n
+
+
 def _atomic_copy(src: Path, dst: Path, mtime_ns: int | None = None) -> None:
     """copyfile (sendfile/copy_file_range in the kernel) to a temp name, then rename."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=TMP_PREFIX)
+    fd, tmp = create_temp(dst.parent)
     os.close(fd)
     try:
         shutil.copyfile(src, tmp)
@@ -199,5 +261,5 @@ def _atomic_copy(src: Path, dst: Path, mtime_ns: int | None = None) -> None:
             os.utime(tmp, ns=(mtime_ns, mtime_ns))
         os.replace(tmp, dst)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise

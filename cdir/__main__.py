@@ -1,0 +1,3 @@
+from cdir.cli.main import run
+
+run()

@@ -1,0 +1,111 @@
+"""Catalog tables (DESIGN.md §2). Times are UTC; file mtimes are integer nanoseconds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Provider(SQLModel, table=True):
+    __tablename__ = "provider"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True)
+    kind: str
+    root: str
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    secret_ref: str | None = None  # key into the vault; secrets never live in the catalog
+    priority: int = 0  # higher is read first
+    location: str | None = None
+    latency_ms: float | None = None
+    throughput_bps: float | None = None
+    enabled: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Entry(SQLModel, table=True):
+    __tablename__ = "entry"
+    __table_args__ = (
+        UniqueConstraint("dirname", "basename", name="uq_entry_path"),
+        # prefix LIKE on these must use an index: text_pattern_ops on PostgreSQL; SQLite gets
+        # case_sensitive_like (see catalog.db)
+        Index("ix_entry_dirname", "dirname", postgresql_ops={"dirname": "text_pattern_ops"}),
+        Index("ix_entry_basename", "basename", postgresql_ops={"basename": "text_pattern_ops"}),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    dirname: str  # "/" for entries at the root; the unique index also serves `ls`
+    basename: str
+    kind: str  # "file" | "dir"
+    size: int | None = Field(default=None, sa_column=Column(BigInteger))
+    mtime_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
+    hash: str | None = None  # "kind:hex" when known
+    generation: int = 0  # +1 on every new version
+    preferred_provider_id: int | None = Field(default=None, foreign_key="provider.id")
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    deleted_at: datetime | None = None  # tombstone
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def path(self) -> str:
+        return f"{self.dirname.rstrip('/')}/{self.basename}" if self.basename else self.dirname
+
+
+class Replica(SQLModel, table=True):
+    __tablename__ = "replica"
+    __table_args__ = (UniqueConstraint("entry_id", "provider_id", name="uq_replica"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: int = Field(foreign_key="entry.id", index=True)
+    provider_id: int = Field(foreign_key="provider.id", index=True)
+    remote_path: str
+    size: int | None = Field(default=None, sa_column=Column(BigInteger))
+    mtime_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
+    fingerprint: str | None = None
+    generation: int = 0
+    state: str = "pending"  # current|stale|missing|pending|transferring|error|conflict
+    last_checked: datetime | None = None
+    last_error: str | None = None
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "job"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str | None = Field(default=None, index=True)
+    kind: str  # put|get|cp|mv|sync|replicate
+    state: str = "running"  # running|done|failed|cancelled
+    files_done: int = 0
+    files_failed: int = 0
+    bytes_done: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    errors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class Event(SQLModel, table=True):
+    """Append-only journal: what was done, to which path, by whom."""
+
+    __tablename__ = "event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str
+    action: str
+    path: str
+    provider: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class SchemaVersion(SQLModel, table=True):
+    __tablename__ = "schema_version"
+
+    version: int = Field(primary_key=True)
+    applied_at: datetime = Field(default_factory=utcnow)

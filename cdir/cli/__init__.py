@@ -1,0 +1,1 @@
+"""The `cdir` command line (Typer + rich), a shell over cdir.vdir."""

@@ -1,0 +1,495 @@
+"""`cdir`: the command line, a thin shell over cdir.vdir."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from cdir.errors import CdirError, InvalidPath, UsageError
+
+
+class PrefixGroup(TyperGroup):
+    """Commands may be abbreviated to any unique prefix (`cdir prov ls`)."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None:
+            return cmd
+        names = [n for n in self.list_commands(ctx) if n.startswith(cmd_name)]
+        targets = {id(super(PrefixGroup, self).get_command(ctx, n)) for n in names}
+        if len(targets) == 1:
+            return super().get_command(ctx, names[0])
+        if len(names) > 1:
+            ctx.fail(f"'{cmd_name}' is ambiguous: {', '.join(sorted(names))}")
+        return None
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        _, cmd, rest = super().resolve_command(ctx, args)
+        return (cmd.name if cmd else None), cmd, rest
+
+
+def _app(help_text: str) -> typer.Typer:
+    return typer.Typer(
+        cls=PrefixGroup,
+        help=help_text,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+
+app = _app("cdir: one directory tree over all your storage (local, SSH, S3, Azure, GCS, WebDAV…).")
+provider_app = _app("Register and manage storage providers.")
+config_app = _app("Show and manage cdir's settings and credentials vault.")
+create_app = _app("Create things (`cdir create dir DIR`).")
+app.add_typer(provider_app, name="provider")
+app.add_typer(config_app, name="config")
+app.add_typer(create_app, name="create")
+
+
+@dataclass
+class Globals:
+    catalog: str | None = None
+    storage: list[str] | None = None
+    parallel: int | None = None
+    output: str = "table"
+    quiet: bool = False
+    vdir: Any = None
+
+    def open(self) -> Any:
+        if self.vdir is None:
+            from cdir.config import Settings
+            from cdir.vdir import VDir
+
+            settings = Settings(catalog_url=self.catalog) if self.catalog else Settings()
+            self.vdir = VDir(settings, interactive=sys.stdin.isatty())
+        return self.vdir
+
+
+G = Globals()
+
+OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="table, json or csv")]
+RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-r", "-R", help="Include everything below")]
+ParallelOpt = Annotated[int | None, typer.Option("--parallel", "-P", min=1, max=256, help="Transfers at once")]
+ToOpt = Annotated[str | None, typer.Option("--to", help="Providers to write to: P1,P2 (default: --storage, else all)")]
+
+
+def _fmt(output: str | None) -> str:
+    fmt = (output or G.output).lower()
+    if fmt not in ("table", "json", "csv"):
+        raise UsageError(f"unknown output format {fmt!r}: use table, json or csv")
+    return fmt
+
+
+def _parallel(p: int | None) -> int:
+    from cdir.config import Settings
+
+    return p or G.parallel or Settings().parallel
+
+
+def _names(text: str | None) -> list[str] | None:
+    if text:
+        return [n.strip() for n in text.split(",") if n.strip()]
+    return G.storage
+
+
+def _progress() -> bool:
+    return not G.quiet
+
+
+def _report(action: str, rep: Any) -> None:
+    from cdir.cli.output import human_size
+
+    fmt = G.output
+    if fmt == "json":
+        typer.echo(rep.model_dump_json(indent=2))
+    elif not G.quiet:
+        rate = f", {human_size(int(rep.bytes / rep.seconds))}/s" if rep.seconds and rep.bytes else ""
+        typer.echo(
+            f"{action}: {rep.files} file(s), {human_size(rep.bytes)} in {rep.seconds:.2f} s{rate}"
+            f" (skipped {rep.skipped}, failed {rep.failed})"
+        )
+    for err in rep.errors[:20]:
+        typer.echo(f"cdir: error: {err}", err=True)
+    if len(rep.errors) > 20:
+        typer.echo(f"cdir: … and {len(rep.errors) - 20} more error(s)", err=True)
+    if rep.failed:
+        raise typer.Exit(1)
+
+
+@app.callback()
+def main(
+    catalog: Annotated[str | None, typer.Option("--catalog", envvar="CDIR_CATALOG_URL", help="Catalog URL (sqlite:///… or postgresql://…)")] = None,
+    storage: Annotated[str | None, typer.Option("--storage", "--provider", help="Provider(s) to use: P1,P2")] = None,
+    parallel: ParallelOpt = None,
+    output: OutputOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summaries")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Show the version and exit")] = False,
+) -> None:
+    if version:
+        from cdir import __version__
+
+        typer.echo(f"cdir {__version__}")
+        raise typer.Exit()
+    G.catalog, G.parallel, G.quiet = catalog, parallel, quiet
+    G.storage = [n.strip() for n in storage.split(",") if n.strip()] if storage else None
+    G.output = _fmt(output or "table")
+
+
+# --- namespace --------------------------------------------------------------------------------
+@app.command("mkdir")
+def mkdir_cmd(
+    paths: Annotated[list[str], typer.Argument(help="Virtual directories to create")],
+    parents: Annotated[bool, typer.Option("--parents", "-p", help="Create parents; no error if it exists")] = False,
+) -> None:
+    """Create virtual directories."""
+    v = G.open()
+    for p in paths:
+        e = v.mkdir(p, parents=parents)
+        if not G.quiet:
+            typer.echo(f"created {e.path}")
+
+
+@create_app.command("dir")
+def create_dir_cmd(paths: Annotated[list[str], typer.Argument(help="Virtual directories")]) -> None:
+    """Create virtual directories and their parents."""
+    mkdir_cmd(paths, parents=True)
+
+
+@app.command("cd")
+def cd_cmd(path: Annotated[str, typer.Argument(help="Virtual directory")] = "/") -> None:
+    """Change the current virtual directory (kept between invocations)."""
+    typer.echo(G.open().cd(path))
+
+
+@app.command("pwd")
+def pwd_cmd() -> None:
+    """Print the current virtual directory."""
+    typer.echo(G.open().cwd)
+
+
+@app.command("ls")
+def ls_cmd(
+    path: Annotated[str, typer.Argument(help="Virtual path")] = ".",
+    long: Annotated[bool, typer.Option("--long", "-l", help="Size, time, generation, replicas")] = False,
+    recursive: RecursiveOpt = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N entries (a page)")] = None,
+    after: Annotated[str | None, typer.Option("--after", help="Start after this path (next page)")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """List a virtual directory."""
+    fmt = _fmt(output)
+    v = G.open()
+    listing = v.ls(path, recursive=recursive, limit=limit, after=after, replicas=long and fmt == "table")
+    if fmt == "table" and not long:
+        base = v.path(path)
+        out = sys.stdout
+        for e in listing.entries:
+            name = e.path if recursive or e.path == base else e.path.rsplit("/", 1)[-1]
+            out.write(name + ("/" if e.kind == "dir" else "") + "\n")
+    else:
+        from cdir.cli.output import emit
+
+        rows = [
+            {**e.model_dump(), "replicas": ",".join(f"{r.provider}:{r.state}" for r in e.replicas or [])}
+            for e in listing.entries
+        ] if fmt == "table" else listing.entries
+        emit(rows, fmt, ["kind", "size", "mtime", "generation", "replicas", "path"] if fmt == "table" else ["path", "kind", "size", "mtime", "generation", "hash"])
+    if listing.next_cursor:
+        typer.echo(f"more: --after '{listing.next_cursor}'", err=True)
+
+
+@app.command("status")
+def status_cmd(
+    path: Annotated[str, typer.Argument(help="Virtual path")] = ".",
+    recursive: RecursiveOpt = False,
+    output: OutputOpt = None,
+) -> None:
+    """Every replica of every file and its state."""
+    from cdir.cli.output import emit
+
+    fmt = _fmt(output)
+    entries = G.open().status(path, recursive=recursive)
+    if fmt == "table":
+        rows = [
+            {"path": e.path, "generation": e.generation, "provider": r.provider, "state": r.state,
+             "held": r.generation, "size": r.size, "error": r.last_error}
+            for e in entries for r in (e.replicas or [])
+        ] + [{"path": e.path, "generation": e.generation, "provider": "-", "state": "no replica"} for e in entries if not e.replicas]
+        emit(rows, fmt, ["path", "generation", "provider", "state", "held", "size", "error"],
+             headers=["path", "gen", "provider", "state", "holds gen", "size", "last error"])
+    else:
+        emit(entries, fmt, ["path", "kind", "size", "generation", "replicas"])
+
+
+@app.command("search")
+def search_cmd(
+    args: Annotated[list[str], typer.Argument(help="[DIR] PATTERN (glob: *, ?, [abc])")],
+    recursive: RecursiveOpt = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Find entries by name in the catalog (providers are never listed)."""
+    if len(args) > 2:
+        raise UsageError("search takes [DIR] PATTERN")
+    under, pattern = (args[0], args[1]) if len(args) == 2 else (".", args[0])
+    fmt = _fmt(output)
+    found = G.open().search(pattern, under, recursive=recursive, limit=limit)
+    if fmt == "table":
+        for e in found:
+            sys.stdout.write(e.path + ("/" if e.kind == "dir" else "") + "\n")
+    else:
+        from cdir.cli.output import emit
+
+        emit(found, fmt, ["path", "kind", "size", "mtime", "generation"])
+
+
+@app.command("put")
+def put_cmd(
+    args: Annotated[list[str], typer.Argument(help="SRC... DST: local files/dirs, then a virtual path")],
+    recursive: RecursiveOpt = False,
+    to: ToOpt = None,
+    parallel: ParallelOpt = None,
+) -> None:
+    """Upload local files or trees (rsync-like: identical files are skipped). A trailing
+    '/' on a source directory puts its contents."""
+    if len(args) < 2:
+        raise UsageError("put needs SRC... DST")
+    rep = G.open().put(args[:-1], args[-1], to=_names(to), recursive=recursive, parallel=_parallel(parallel), progress=_progress())
+    _report("put", rep)
+
+
+@app.command("get")
+def get_cmd(
+    args: Annotated[list[str], typer.Argument(help="SRC... DEST: virtual paths, then a local path")],
+    recursive: RecursiveOpt = False,
+    from_: Annotated[str | None, typer.Option("--from", help="Read from this provider only")] = None,
+    parallel: ParallelOpt = None,
+) -> None:
+    """Download files or trees from the best current replica."""
+    if len(args) < 2:
+        raise UsageError("get needs SRC... DEST")
+    prov = from_ or (G.storage[0] if G.storage else None)
+    rep = G.open().get(args[:-1], args[-1], recursive=recursive, parallel=_parallel(parallel), provider=prov, progress=_progress())
+    _report("get", rep)
+
+
+@app.command("cp")
+def cp_cmd(
+    src: Annotated[str, typer.Argument(help="Virtual source")],
+    dst: Annotated[str, typer.Argument(help="Virtual destination")],
+    recursive: RecursiveOpt = False,
+    to: ToOpt = None,
+    parallel: ParallelOpt = None,
+) -> None:
+    """Copy within the virtual directory (server-side where the provider can)."""
+    rep = G.open().cp(src, dst, recursive=recursive, to=_names(to), parallel=_parallel(parallel), progress=_progress())
+    _report("cp", rep)
+
+
+@app.command("mv")
+def mv_cmd(
+    src: Annotated[str, typer.Argument(help="Virtual source")],
+    dst: Annotated[str, typer.Argument(help="Virtual destination")],
+    parallel: ParallelOpt = None,
+) -> None:
+    """Move or rename a file or directory, on every provider that holds it."""
+    _report("mv", G.open().mv(src, dst, parallel=_parallel(parallel), progress=_progress()))
+
+
+@app.command("rm")
+def rm_cmd(
+    paths: Annotated[list[str], typer.Argument(help="Virtual paths")],
+    recursive: RecursiveOpt = False,
+    parallel: ParallelOpt = None,
+) -> None:
+    """Delete files (and with -r directories) from the catalog and every provider."""
+    _report("rm", G.open().rm(paths, recursive=recursive, parallel=_parallel(parallel), progress=_progress()))
+
+
+@app.command("replicate")
+def replicate_cmd(
+    path: Annotated[str, typer.Argument(help="Virtual path")],
+    to: ToOpt = None,
+    recursive: RecursiveOpt = False,
+    parallel: ParallelOpt = None,
+) -> None:
+    """Put a current copy of PATH on more providers."""
+    names = _names(to)
+    if not names:
+        raise UsageError("replicate needs --to PROVIDER[,PROVIDER…]")
+    _report("replicate", G.open().replicate(path, names, recursive=recursive, parallel=_parallel(parallel), progress=_progress()))
+
+
+@app.command("prefer")
+def prefer_cmd(
+    path: Annotated[str, typer.Argument(help="Virtual path (directories pass it down)")],
+    provider: Annotated[str | None, typer.Argument(help="Provider to read from first; omit to clear")] = None,
+) -> None:
+    """Set the provider that reads of PATH should use first."""
+    e = G.open().prefer(path, provider)
+    typer.echo(f"{e.path}: preferred provider {e.preferred_provider or 'none'}")
+
+
+@app.command("scan")
+def scan_cmd(
+    provider: Annotated[str, typer.Argument(help="Provider to import from")],
+    path: Annotated[str, typer.Argument(help="Virtual path to scan")] = "/",
+) -> None:
+    """Import into the catalog what a provider already holds."""
+    _report("scan", G.open().scan(provider, path))
+
+
+# aliases kept for the prior projects' verbs
+for alias, fn in (("list", ls_cmd), ("delete", rm_cmd), ("copy", cp_cmd), ("move", mv_cmd)):
+    app.command(alias, hidden=True, help=f"Same as `cdir {fn.__name__.removesuffix('_cmd')}`.")(fn)
+
+
+# --- providers --------------------------------------------------------------------------------
+def _parse_options(items: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UsageError(f"option {item!r} must look like NAME=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip().replace("-", "_")] = v
+    return out
+
+
+@provider_app.command("add")
+def provider_add(
+    name: Annotated[str, typer.Argument(help="A name you choose, e.g. laptop, s3-eu")],
+    kind: Annotated[str, typer.Option("--kind", "-k", help="local, sftp, s3, azure, gcs, webdav")],
+    root: Annotated[str, typer.Option("--root", help="Folder, bucket[/prefix], container, remote dir…")],
+    option: Annotated[list[str] | None, typer.Option("--option", "-O", help="NAME=VALUE (repeatable)")] = None,
+    secret: Annotated[list[str] | None, typer.Option("--secret", "-S", help="NAME (asked for; stored in the vault)")] = None,
+    priority: Annotated[int, typer.Option("--priority", help="Higher is read first")] = 0,
+    location: Annotated[str | None, typer.Option("--location", help="Region or place, informative")] = None,
+    no_check: Annotated[bool, typer.Option("--no-check", help="Do not contact the provider now")] = False,
+) -> None:
+    """Register a provider; secrets go to the encrypted vault, never the catalog."""
+    opts = _parse_options(option)
+    for s in secret or []:
+        opts[s.replace("-", "_")] = typer.prompt(f"{s}", hide_input=True)
+    p = G.open().add_provider(name, kind, root, opts, priority=priority, location=location, check=not no_check)
+    if G.output == "json":
+        typer.echo(p.model_dump_json(indent=2))
+    elif not G.quiet:
+        typer.echo(f"added provider {p.name} ({p.kind}: {p.root})")
+
+
+@provider_app.command("list")
+def provider_list(output: OutputOpt = None) -> None:
+    """List registered providers (secrets masked)."""
+    from cdir.cli.output import emit
+
+    emit(G.open().providers(), _fmt(output), ["name", "kind", "root", "priority", "enabled", "options", "secrets"])
+
+
+provider_app.command("ls", hidden=True)(provider_list)
+
+
+@provider_app.command("show")
+def provider_show(name: str, output: OutputOpt = None) -> None:
+    """Show one provider (secrets masked)."""
+    from cdir.cli.output import emit
+
+    emit([G.open().provider(name)], _fmt(output), ["name", "kind", "root", "priority", "location", "enabled", "options", "secrets"])
+
+
+@provider_app.command("test")
+def provider_test(name: str) -> None:
+    """Check that a provider can be reached and used."""
+    seconds = G.open().test_provider(name)
+    typer.echo(f"{name}: ok ({seconds * 1000:.0f} ms)")
+
+
+@provider_app.command("remove")
+def provider_remove(
+    name: str,
+    force: Annotated[bool, typer.Option("--force", help="Also forget its replicas (files stay)")] = False,
+) -> None:
+    """Forget a provider (its files are left where they are)."""
+    n = G.open().remove_provider(name, force=force)
+    typer.echo(f"removed provider {name}" + (f" and forgot {n} replica(s)" if n else ""))
+
+
+provider_app.command("rm", hidden=True)(provider_remove)
+
+
+# --- config -----------------------------------------------------------------------------------
+@config_app.command("list")
+def config_list(output: OutputOpt = None) -> None:
+    """Settings and every provider's options; secrets are masked."""
+    from cdir.catalog.db import redact
+    from cdir.cli.output import emit
+
+    v = G.open()
+    s = v.settings
+    rows: list[dict[str, Any]] = [
+        {"key": "home", "value": str(s.home)},
+        {"key": "catalog", "value": redact(s.catalog)},
+        {"key": "vault", "value": str(s.vault)},
+        {"key": "parallel", "value": str(s.parallel)},
+        {"key": "cwd", "value": v.cwd},
+    ]
+    for p in v.providers():
+        rows.append({"key": f"provider.{p.name}.kind", "value": p.kind})
+        rows.append({"key": f"provider.{p.name}.root", "value": p.root})
+        rows += [{"key": f"provider.{p.name}.{k}", "value": str(val)} for k, val in p.options.items()]
+        rows += [{"key": f"provider.{p.name}.{k}", "value": val} for k, val in p.secrets.items()]
+    emit(rows, _fmt(output), ["key", "value"])
+
+
+@config_app.command("unlock")
+def config_unlock() -> None:
+    """Store the vault passphrase in the OS keyring, so commands stop asking."""
+    import getpass
+
+    import keyring
+
+    v = G.open()
+    phrase = getpass.getpass("vault passphrase: ")
+    from cdir.vault import Vault
+
+    Vault(v.settings.vault, phrase).refs()  # proves the passphrase before storing it
+    try:
+        keyring.set_password("cdir", str(v.settings.vault), phrase)
+    except Exception as exc:
+        raise CdirError(f"no usable OS keyring: {type(exc).__name__}") from None
+    typer.echo("passphrase stored in the OS keyring")
+
+
+# --- entry point --------------------------------------------------------------------------------
+def run() -> None:
+    """Console entry point: one-line errors and exit codes, never a traceback for user errors.
+    Typer reports its own usage errors (exit 2); cdir errors are reported here."""
+    try:
+        app()
+    except (UsageError, InvalidPath) as exc:
+        typer.echo(f"cdir: error: {exc}", err=True)
+        sys.exit(2)
+    except CdirError as exc:
+        typer.echo(f"cdir: error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("cdir: interrupted", err=True)
+        sys.exit(130)
+    finally:
+        _close()
+
+
+def _close() -> None:
+    if G.vdir is not None:
+        G.vdir.close()
+        G.vdir = None
+
+
+if __name__ == "__main__":
+    run()

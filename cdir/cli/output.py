@@ -1,0 +1,78 @@
+"""Rendering of results as table, json or csv — the same pydantic shapes as the REST API."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+FORMATS = ("table", "json", "csv")
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={val}" for k, val in v.items())
+    if isinstance(v, list):
+        return ", ".join(map(str, v))
+    return str(v)
+
+
+def emit(
+    rows: Sequence[BaseModel | dict[str, Any]],
+    fmt: str,
+    columns: Sequence[str],
+    *,
+    title: str | None = None,
+    headers: Sequence[str] | None = None,
+    sizes: Sequence[str] = ("size",),
+) -> None:
+    """Print rows; json/csv carry every field, the table only `columns`."""
+    dicts = [r.model_dump(mode="json") if isinstance(r, BaseModel) else r for r in rows]
+    if fmt == "json":
+        sys.stdout.write(json.dumps(dicts, indent=2, ensure_ascii=False) + "\n")
+        return
+    if fmt == "csv":
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(columns)
+        for d in dicts:
+            w.writerow(["" if d.get(c) is None else _flat(d.get(c)) for c in columns])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, box=None, header_style="bold", pad_edge=False)
+    for h in headers or columns:
+        table.add_column(h, no_wrap=True)
+    raw = [r.model_dump() if isinstance(r, BaseModel) else r for r in rows]
+    for d in raw:
+        table.add_row(*(human_size(d.get(c)) if c in sizes else _cell(d.get(c)) for c in columns))
+    console = Console()
+    if not console.is_terminal:  # pipes and files get whole lines, never wrapped cells
+        console.width = 100_000
+    console.print(table)
+
+
+def _flat(v: Any) -> str:
+    if isinstance(v, dict | list):
+        return json.dumps(v, ensure_ascii=False)
+    return str(v)

@@ -1,0 +1,745 @@
+"""Amazon S3 and S3-compatible object stores (Wasabi, Backblaze B2, Cloudflare R2, Oracle,
+IDrive e2, DigitalOcean Spaces, MinIO, Ceph RGW, SeaweedFS…) through boto3.
+
+Only this module imports boto3 (~0.3 s), and only when an s3 provider is opened.
+
+How the tree maps onto a bucket:
+- `root` is `bucket` or `bucket/some/prefix`; a file `a/b.txt` is the object `some/prefix/a/b.txt`.
+- Directories are key prefixes. No marker objects are written, so a directory exists while a file
+  below it exists (`empty_dirs=False`, `mkdir` is a no-op). Marker objects made by other tools
+  (`dir/`) are read as directories.
+- The original mtime is kept in user metadata `mtime` (seconds with up to nine decimals, the
+  format rclone uses, so both tools read each other's times); `Last-Modified` is only the upload
+  time and is reported when that metadata is missing.
+- Writes are atomic for readers: one PutObject below `multipart_threshold`, a multipart upload
+  (completed in one step) above it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import boto3
+import botocore.exceptions as bexc
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+
+from cdir.errors import (
+    AuthError,
+    Conflict,
+    ErrorRule,
+    IsADirectory,
+    NotADirectory,
+    NotFound,
+    ProviderError,
+    Unavailable,
+    UsageError,
+    translated,
+)
+from cdir.providers.base import CHUNK, TMP_PREFIX, Capabilities, OptionSpec, Provider, RemoteStat
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+MAX_COPY = 5 * GiB  # the largest object one CopyObject may copy; above it, multipart copy
+META_MTIME = "mtime"
+
+# S3-compatible services: endpoint template (placeholders filled from options of the same
+# name), default region and addressing style. Explicit options override a preset.
+PRESETS: dict[str, dict[str, str | None]] = {
+    "aws": {
+        "endpoint_url": None,  # boto3 picks the regional endpoint itself
+        "region": "us-east-1",
+        "addressing_style": "virtual",
+        "notes": "Amazon S3; give region for buckets outside us-east-1",
+    },
+    "wasabi": {
+        "endpoint_url": "https://s3.{region}.wasabisys.com",
+        "region": "us-east-1",
+        "addressing_style": "virtual",
+        "notes": "one service URL per region, e.g. s3.eu-central-1.wasabisys.com",
+    },
+    "backblaze-b2": {
+        "endpoint_url": "https://s3.{region}.backblazeb2.com",
+        "region": None,
+        "addressing_style": "virtual",
+        "notes": "region is part of the bucket's endpoint (e.g. us-west-004); use an "
+                 "application key, not the master key",
+    },
+    "cloudflare-r2": {
+        "endpoint_url": "https://{account_id}.r2.cloudflarestorage.com",
+        "region": "auto",
+        "addressing_style": "path",
+        "notes": "account_id is the Cloudflare account ID",
+    },
+    "oracle": {
+        "endpoint_url": "https://{namespace}.compat.objectstorage.{region}.oraclecloud.com",
+        "region": None,
+        "addressing_style": "path",
+        "notes": "namespace is the tenancy's Object Storage namespace; customer secret keys",
+    },
+    "idrive-e2": {
+        "endpoint_url": None,
+        "region": "us-east-1",
+        "addressing_style": "path",
+        "notes": "the endpoint is per account and region: copy it from the e2 dashboard",
+    },
+    "digitalocean-spaces": {
+        "endpoint_url": "https://{region}.digitaloceanspaces.com",
+        "region": "nyc3",
+        "addressing_style": "virtual",
+        "notes": "region is the Spaces datacenter, e.g. nyc3, ams3, fra1",
+    },
+    "minio": {
+        "endpoint_url": None,
+        "region": "us-east-1",
+        "addressing_style": "path",
+        "notes": "self-hosted: give endpoint_url, e.g. http://host:9000",
+    },
+    "ceph": {
+        "endpoint_url": None,
+        "region": "us-east-1",
+        "addressing_style": "path",
+        "notes": "Ceph RGW, self-hosted: give endpoint_url",
+    },
+    "seaweedfs": {
+        "endpoint_url": None,
+        "region": "us-east-1",
+        "addressing_style": "path",
+        "notes": "self-hosted: give endpoint_url, e.g. http://host:8333",
+    },
+}
+# a preset with endpoint_url None needs the option, except aws
+_ENDPOINT_OPTIONAL = {"aws"}
+_PLACEHOLDER = re.compile(r"{(\w+)}")
+_PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _code(exc: BaseException) -> str:
+    if isinstance(exc, bexc.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _status(exc: BaseException) -> int:
+    if isinstance(exc, bexc.ClientError):
+        return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return 0
+
+
+_AUTH_CODES = {
+    "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+    "InvalidToken", "TokenRefreshRequired", "AuthorizationHeaderMalformed", "InvalidSecurity",
+    "AllAccessDisabled", "AccountProblem", "403", "401", "Forbidden", "Unauthorized",
+}
+_BUSY_CODES = {
+    "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "ServiceUnavailable",
+    "InternalError", "RequestTimeTooSkewed", "TooManyRequests", "503", "500", "502", "504", "429",
+}
+_NETWORK = (
+    bexc.EndpointConnectionError, bexc.ConnectTimeoutError, bexc.ReadTimeoutError,
+    bexc.ConnectionClosedError, bexc.ResponseStreamingError,
+)
+
+ERRORS: list[ErrorRule] = [
+    (lambda e: _code(e) in ("NoSuchBucket", "NoSuchKey", "NotFound", "404")
+     or _status(e) == 404, NotFound, None),
+    (lambda e: _code(e) in _AUTH_CODES or _status(e) in (401, 403), AuthError, False),
+    (lambda e: isinstance(e, bexc.NoCredentialsError | bexc.PartialCredentialsError),
+     AuthError, False),
+    (lambda e: _code(e) in ("PreconditionFailed", "412") or _status(e) == 412, Conflict, None),
+    (lambda e: _code(e) in _BUSY_CODES or _status(e) >= 500 or _status(e) == 429,
+     Unavailable, True),
+    (lambda e: isinstance(e, (*_NETWORK, ConnectionError, TimeoutError)), Unavailable, True),
+    (lambda e: _code(e) in ("InvalidBucketName", "InvalidArgument", "KeyTooLongError")
+     or isinstance(e, bexc.ParamValidationError), UsageError, None),
+    (lambda e: isinstance(e, bexc.BotoCoreError), ProviderError, False),
+]
+
+
+def format_mtime(ns: int) -> str:
+    """ns → "1700000000.123456789" (trailing zeros dropped), exact, like rclone writes it."""
+    sign = "-" if ns < 0 else ""
+    sec, frac = divmod(abs(ns), 1_000_000_000)
+    text = f"{sign}{sec}.{frac:09d}".rstrip("0")
+    return text.rstrip(".")
+
+
+def parse_mtime(text: str | None) -> int | None:
+    """Inverse of format_mtime; None for anything unparseable (written by some other tool)."""
+    if not text:
+        return None
+    m = re.fullmatch(r"\s*(-?)(\d+)(?:\.(\d*))?\s*", text)
+    if not m:
+        return None
+    frac = (m.group(3) or "")[:9].ljust(9, "0")
+    ns = int(m.group(2)) * 1_000_000_000 + int(frac)
+    return -ns if m.group(1) else ns
+
+
+def _dt_ns(dt: datetime | None) -> int | None:
+    if dt is None:
+        return None
+    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+
+
+def _size_opt(value: Any, name: str) -> int:
+    """An int, or a string like "16MiB", "8M", "1G"."""
+    if isinstance(value, int):
+        return value
+    m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(i?B)?\s*", str(value), re.IGNORECASE)
+    if not m:
+        raise UsageError(f"option {name}: not a size: {value!r}")
+    return int(m.group(1)) * 1024 ** " KMGT".index((m.group(2) or " ").upper())
+
+
+class _Prepend:
+    """A read-only, non-seekable stream: `head` bytes, then the rest of `stream`."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head = memoryview(head)
+        self._stream = stream
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            take = len(self._head) if n is None or n < 0 else min(n, len(self._head))
+            out = bytes(self._head[:take])
+            self._head = self._head[take:]
+            return out
+        return self._stream.read(n)
+
+    def readable(self) -> bool:
+        return True
+
+
+def _read_upto(stream: BinaryIO, n: int) -> bytes:
+    """Read exactly n bytes unless the stream ends first (read(n) may return fewer)."""
+    parts: list[bytes] = []
+    left = n
+    while left > 0:
+        chunk = stream.read(left)
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+class S3Provider(Provider):
+    """Amazon S3 or any S3-compatible store.
+
+    root: `bucket` or `bucket/prefix/inside/it` (an `s3://` in front is accepted).
+    Options: `preset` (see PRESETS), `endpoint_url`, `region`, `addressing_style`
+    (path|virtual|auto), the preset placeholders `account_id`/`namespace`, transfer tuning.
+    Secrets: `access_key_id`, `secret_access_key`, optional `session_token`. Without keys, boto3's
+    default credential chain is used (AWS_* environment variables, `profile`/AWS_PROFILE,
+    ~/.aws/credentials, instance roles).
+    """
+
+    kind = "s3"
+    capabilities = Capabilities(
+        empty_dirs=False,  # directories are key prefixes; no marker objects are written
+        set_mtime=True,  # CopyObject onto itself with replaced metadata
+        mtime_precision_ns=1,  # the mtime is our own metadata string, exact to the ns
+        # md5 is not declared: multipart ETags (large files) and SSE-KMS/SSE-C ETags are not
+        # MD5s, so no hash is known for every file. Plain single-part ETags are still reported
+        # as md5 in RemoteStat.hashes where it is sure.
+        hash_kinds=frozenset(),
+        case_sensitive=True,
+        range_reads=True,
+        server_side_copy=True,
+        server_side_move=True,  # copy + delete: not atomic, but no bytes through the client
+        max_name_bytes=255,  # keys may hold 1024 bytes in all; cdir names stop at 255
+    )
+    options = (
+        OptionSpec("root", "bucket, or bucket/prefix", required=True),
+        OptionSpec("preset", "S3-compatible service: " + ", ".join(PRESETS)),
+        OptionSpec("endpoint_url", "service URL, e.g. https://s3.eu-central-1.wasabisys.com"),
+        OptionSpec("region", "region name (signing and endpoint); us-east-1 when unset"),
+        OptionSpec("addressing_style", "path | virtual | auto"),
+        OptionSpec("account_id", "Cloudflare account ID (preset cloudflare-r2)"),
+        OptionSpec("namespace", "Object Storage namespace (preset oracle)"),
+        OptionSpec("profile", "AWS profile for the default credential chain (no keys given)"),
+        OptionSpec("multipart_threshold", "files from this size go up in parts", default="16MiB"),
+        OptionSpec("multipart_chunksize", "part size of multipart uploads", default="16MiB"),
+        OptionSpec("upload_concurrency", "parts in flight per multipart upload", default=8),
+        OptionSpec("max_connections", "HTTP connection pool size", default=32),
+        OptionSpec("max_attempts", "tries per request (standard retry mode)", default=5),
+        OptionSpec("connect_timeout", "seconds", default=10),
+        OptionSpec("read_timeout", "seconds", default=60),
+        OptionSpec("page_size", "keys per listing request (at most 1000)", default=1000),
+        OptionSpec("list_mtime", "where listings take mtimes from: metadata (a HEAD per "
+                   "file, exact) | server (Last-Modified, the upload time, no extra requests)",
+                   default="metadata"),
+        OptionSpec("etag_md5", "report single-part ETags as md5 (turn off for buckets with "
+                   "SSE-KMS/SSE-C default encryption)", default=True),
+        OptionSpec("access_key_id", "access key ID", secret=True),
+        OptionSpec("secret_access_key", "secret access key", secret=True),
+        OptionSpec("session_token", "temporary session token", secret=True),
+    )
+
+    def __init__(
+        self,
+        name: str,
+        root: str,
+        options: Mapping[str, Any] | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(name, root, options, secrets)
+        spec = root.strip()
+        if spec.startswith("s3://"):
+            spec = spec[5:]
+        bucket, _, prefix = spec.strip("/").partition("/")
+        if not bucket:
+            raise UsageError(f"{name}: root must be 'bucket' or 'bucket/prefix', got {root!r}")
+        self.bucket = bucket
+        prefix = "/".join(p for p in prefix.split("/") if p)
+        self.prefix = f"{prefix}/" if prefix else ""
+        o = self.opts
+        self.endpoint_url, self.region, self.addressing_style = _resolve_endpoint(o)
+        self.threshold = _size_opt(o.get("multipart_threshold") or "16MiB", "multipart_threshold")
+        self.chunksize = max(5 * MiB, _size_opt(o.get("multipart_chunksize") or "16MiB",
+                                                "multipart_chunksize"))
+        self.page_size = max(1, min(1000, int(o.get("page_size") or 1000)))
+        self.list_mtime = str(o.get("list_mtime") or "metadata")
+        if self.list_mtime not in ("metadata", "server"):
+            raise UsageError(f"{name}: list_mtime must be 'metadata' or 'server'")
+        self.etag_md5 = str(o.get("etag_md5", True)).lower() not in ("false", "0", "no", "off")
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._transfer: TransferConfig | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    # --- plumbing ---------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        """The one boto3 client (thread-safe), made on first use."""
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make_client()
+                client = self._client
+        return client
+
+    def _make_client(self) -> Any:
+        o = self.opts
+        cfg = Config(
+            region_name=self.region,
+            s3={"addressing_style": self.addressing_style},
+            retries={"mode": "standard", "max_attempts": int(o.get("max_attempts") or 5)},
+            max_pool_connections=int(o.get("max_connections") or 32),
+            connect_timeout=float(o.get("connect_timeout") or 10),
+            read_timeout=float(o.get("read_timeout") or 60),
+            tcp_keepalive=True,
+            # The new default CRC32 checksums cost a pass over every body and several
+            # S3-compatible services reject them; send checksums only where S3 demands one.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        keys: dict[str, str] = {}
+        if self.secrets.get("access_key_id"):
+            keys = {
+                "aws_access_key_id": self.secrets["access_key_id"],
+                "aws_secret_access_key": self.secrets.get("secret_access_key", ""),
+            }
+            if self.secrets.get("session_token"):
+                keys["aws_session_token"] = self.secrets["session_token"]
+        with translated(ERRORS, self._what("")):
+            session = boto3.session.Session(profile_name=o.get("profile") or None, **keys)
+            return session.client("s3", endpoint_url=self.endpoint_url, config=cfg)
+
+    @property
+    def transfer(self) -> TransferConfig:
+        if self._transfer is None:
+            conc = int(self.opts.get("upload_concurrency") or 8)
+            tc = TransferConfig(
+                multipart_threshold=self.threshold,
+                multipart_chunksize=self.chunksize,
+                max_concurrency=conc,
+                preferred_transfer_client="classic",
+            )
+            # bounds the memory of a streamed (non-seekable) upload to a few parts
+            tc.max_in_memory_upload_chunks = conc + 2
+            self._transfer = tc
+        return self._transfer
+
+    def _key(self, path: str) -> str:
+        return self.prefix + path
+
+    def _rel(self, key: str) -> str:
+        return key[len(self.prefix):]
+
+    def _what(self, path: str) -> str:
+        return f"{self.name}:/{path}"
+
+    @contextmanager
+    def _t(self, path: str) -> Iterator[None]:
+        """`translated` with the bucket named when it is the bucket that is missing."""
+        try:
+            with translated(ERRORS, self._what(path)):
+                yield
+        except NotFound as exc:
+            if _code(exc.__cause__ or exc) == "NoSuchBucket":
+                raise NotFound(f"{self.name}: bucket '{self.bucket}' does not exist") from exc
+            raise
+
+    def _md5(self, etag: str, head: Mapping[str, Any] | None = None) -> dict[str, str]:
+        if not self.etag_md5 or not _PLAIN_MD5.match(etag):
+            return {}
+        if head and (head.get("SSECustomerAlgorithm")
+                     or str(head.get("ServerSideEncryption", "")).startswith("aws:kms")):
+            return {}  # these ETags are not MD5s of the content
+        return {"md5": etag}
+
+    def _file_stat(self, path: str, size: int, etag: str, mtime_ns: int | None,
+                   head: Mapping[str, Any] | None = None) -> RemoteStat:
+        return RemoteStat(path, "file", size, mtime_ns, etag, self._md5(etag, head))
+
+    def _head_stat(self, path: str, head: Mapping[str, Any]) -> RemoteStat:
+        etag = str(head.get("ETag", "")).strip('"')
+        mtime = parse_mtime((head.get("Metadata") or {}).get(META_MTIME))
+        if mtime is None:
+            mtime = _dt_ns(head.get("LastModified"))
+        return self._file_stat(path, int(head.get("ContentLength", 0)), etag, mtime, head)
+
+    def _head(self, path: str) -> dict[str, Any] | None:
+        """HeadObject, None when there is no such object (the bucket may still be missing)."""
+        try:
+            with self._t(path):
+                return self.client.head_object(Bucket=self.bucket, Key=self._key(path))  # type: ignore[no-any-return]
+        except NotFound:
+            return None
+
+    def _is_dir(self, path: str) -> bool:
+        """Is anything stored below `path/`? (NotFound names a missing bucket.)"""
+        prefix = self._key(path) + "/" if path else self.prefix
+        with self._t(path):
+            r = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
+        return bool(r.get("KeyCount") or r.get("Contents"))
+
+    def _pages(self, path: str, prefix: str, delimiter: str | None) -> Iterator[dict[str, Any]]:
+        kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": self.page_size}
+        if delimiter:
+            kw["Delimiter"] = delimiter
+        while True:
+            with self._t(path):
+                page = self.client.list_objects_v2(**kw)
+            yield page
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            kw["ContinuationToken"] = token
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    workers = max(1, min(32, int(self.opts.get("max_connections") or 32)))
+                    self._pool = ThreadPoolExecutor(workers, thread_name_prefix="cdir-s3")
+        return self._pool
+
+    def _with_meta_mtimes(self, stats: list[RemoteStat]) -> Iterable[RemoteStat]:
+        """Replace listed Last-Modified times by the stored mtimes: HEADs run in parallel."""
+        files = [s for s in stats if s.kind == "file"]
+        if self.list_mtime != "metadata" or not files:
+            return stats
+
+        def one(s: RemoteStat) -> RemoteStat:
+            head = self._head(s.path)
+            if head is None:
+                return s  # deleted meanwhile: keep what the listing said
+            mtime = parse_mtime((head.get("Metadata") or {}).get(META_MTIME))
+            if mtime is None:
+                return s
+            return RemoteStat(s.path, "file", s.size, mtime, s.fingerprint, s.hashes)
+
+        done = dict(zip((id(s) for s in files), self._executor().map(one, files), strict=True))
+        return [done.get(id(s), s) for s in stats]
+
+    # --- reading ----------------------------------------------------------------------------
+    def list(self, path: str = "", recursive: bool = False) -> Iterator[RemoteStat]:
+        base = self._key(path) + "/" if path else self.prefix
+        empty = True  # nothing below `path`...
+        marked = False  # ...but a marker object `path/` says the directory exists
+        seen_dirs: set[str] = set()
+        for page in self._pages(path, base, None if recursive else "/"):
+            out: list[RemoteStat] = []
+            for cp in page.get("CommonPrefixes") or ():
+                rel = cp["Prefix"][len(base):].rstrip("/")
+                if rel and "/" not in rel and not rel.startswith(TMP_PREFIX):
+                    empty = False
+                    out.append(RemoteStat(_join(path, rel), "dir"))
+            for obj in page.get("Contents") or ():
+                rel = obj["Key"][len(base):]
+                if not rel:
+                    marked = True  # the marker object of `path` itself
+                    continue
+                parts = rel.split("/")
+                is_marker = parts[-1] == ""
+                if is_marker:
+                    parts.pop()
+                if any(p == "" for p in parts) or parts[-1].startswith(TMP_PREFIX):
+                    continue  # not representable as a cdir path (a//b), or an upload in flight
+                empty = False
+                # every directory above a key is reported once (recursive listings have no
+                # CommonPrefixes); a marker object `d/` only stands for its directory
+                stop = len(parts) if is_marker else len(parts) - 1
+                for i in range(1, stop + 1):
+                    d = "/".join(parts[:i])
+                    if d not in seen_dirs:
+                        seen_dirs.add(d)
+                        out.append(RemoteStat(_join(path, d), "dir"))
+                if is_marker:
+                    continue
+                etag = str(obj.get("ETag", "")).strip('"')
+                out.append(self._file_stat(_join(path, rel), int(obj.get("Size", 0)), etag,
+                                           _dt_ns(obj.get("LastModified"))))
+            yield from self._with_meta_mtimes(out)
+        if empty and path and not marked:
+            # nothing below: a file there, or nothing at all
+            if self._head(path) is not None:
+                raise NotADirectory(f"{self._what(path)}: not a directory")
+            raise NotFound(f"{self._what(path)}: no such directory")
+
+    def stat(self, path: str) -> RemoteStat:
+        if path:
+            head = self._head(path)
+            if head is not None:
+                return self._head_stat(path, head)
+        if self._is_dir(path) or not path:
+            return RemoteStat(path, "dir")
+        raise NotFound(f"{self._what(path)}: not found")
+
+    def read_chunks(self, path: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        kw: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(path)}
+        if end is not None and end <= start:
+            self.stat(path)  # NotFound as for any read; then nothing to send
+            return
+        if start > 0 or end is not None:
+            kw["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        try:
+            with self._t(path):
+                resp = self.client.get_object(**kw)
+        except NotFound:
+            if self._is_dir(path):
+                raise IsADirectory(f"{self._what(path)}: is a directory") from None
+            raise
+        except ProviderError as exc:
+            if _code(exc.__cause__ or exc) == "InvalidRange":
+                return  # start at or past the end (or an empty file): no bytes
+            raise
+        body = resp["Body"]
+        try:
+            while True:
+                with self._t(path):
+                    chunk = body.read(CHUNK)
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            body.close()
+
+    # --- writing ----------------------------------------------------------------------------
+    def mkdir(self, path: str) -> None:
+        """Nothing to do: directories appear with their first file."""
+
+    def _meta(self, mtime_ns: int | None) -> dict[str, str]:
+        return {META_MTIME: format_mtime(time.time_ns() if mtime_ns is None else mtime_ns)}
+
+    def _put_small(self, data: bytes, path: str, meta: dict[str, str]) -> RemoteStat:
+        with self._t(path):
+            r = self.client.put_object(Bucket=self.bucket, Key=self._key(path), Body=data,
+                                       Metadata=meta)
+        etag = str(r.get("ETag", "")).strip('"')
+        return self._file_stat(path, len(data), etag, parse_mtime(meta[META_MTIME]), r)
+
+    def _after_upload(self, path: str) -> RemoteStat:
+        head = self._head(path)
+        if head is None:
+            raise ProviderError(f"{self._what(path)}: upload finished but the object is missing")
+        return self._head_stat(path, head)
+
+    def put_stream(
+        self, stream: BinaryIO, path: str, size: int | None = None, mtime_ns: int | None = None
+    ) -> RemoteStat:
+        # Always store an mtime (now when none is given): put can then return the stat
+        # without a HEAD, and stat/list report the same time.
+        meta = self._meta(mtime_ns)
+        head = _read_upto(stream, self.threshold)
+        if len(head) < self.threshold:
+            return self._put_small(head, path, meta)
+        with self._t(path):
+            self.client.upload_fileobj(
+                _Prepend(head, stream), self.bucket, self._key(path),
+                ExtraArgs={"Metadata": meta}, Config=self.transfer,
+            )
+        return self._after_upload(path)
+
+    def put_file(self, local: Path, path: str, mtime_ns: int | None = None) -> RemoteStat:
+        meta = self._meta(mtime_ns)
+        local = Path(local)
+        if local.is_dir():
+            raise IsADirectory(f"{local}: is a directory")
+        size = local.stat().st_size
+        if size < self.threshold:
+            return self._put_small(local.read_bytes(), path, meta)
+        # upload_file reads the parts from the file in parallel, no buffering of the whole file
+        with self._t(path):
+            self.client.upload_file(str(local), self.bucket, self._key(path),
+                                    ExtraArgs={"Metadata": meta}, Config=self.transfer)
+        return self._after_upload(path)
+
+    def delete(self, path: str) -> None:
+        # DeleteObject succeeds on missing keys; the interface wants NotFound, so look first
+        if not path or self._head(path) is None:
+            if self._is_dir(path):
+                raise IsADirectory(f"{self._what(path)}: is a directory")
+            raise NotFound(f"{self._what(path)}: not found")
+        with self._t(path):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(path))
+
+    def delete_tree(self, path: str) -> None:
+        base = self._key(path) + "/" if path else self.prefix
+        files: list[str] = []
+        dirs: set[str] = set()
+        for page in self._pages(path, base, None):
+            for obj in page.get("Contents") or ():
+                key = obj["Key"]
+                files.append(key)
+                # the directory keys too: servers with real folders (SeaweedFS) drop an empty
+                # folder when its `d/` key is deleted, elsewhere it is a no-op
+                rel = key[len(base):].rstrip("/").split("/")
+                dirs.update(base + "/".join(rel[:i]) + "/" for i in range(1, len(rel)))
+        if path:
+            files.append(self._key(path))  # `path` may be a file
+            dirs.add(base)
+        self._delete_keys(path, files)
+        # deepest first, after the files, so each folder is empty when its key goes
+        self._delete_keys(path, sorted(dirs - set(files), key=lambda k: -k.count("/")))
+
+    def _delete_keys(self, path: str, keys: list[str]) -> None:
+        for i in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[i:i + 1000]]
+            with self._t(path):
+                r = self.client.delete_objects(Bucket=self.bucket,
+                                               Delete={"Objects": batch, "Quiet": True})
+            errors = [e for e in r.get("Errors") or () if e.get("Code") != "NoSuchKey"]
+            if errors:
+                e = errors[0]
+                raise ProviderError(f"{self.name}:/{self._rel(e.get('Key', ''))}: "
+                                    f"delete failed: {e.get('Code')} {e.get('Message', '')}"
+                                    .strip(), retryable=e.get("Code") in _BUSY_CODES)
+
+    def _server_copy(self, path: str, src_key: str, dst_key: str, size: int,
+                     extra: dict[str, Any]) -> dict[str, Any] | None:
+        """CopyObject (up to 5 GiB) or a managed multipart copy; the CopyObject result."""
+        source = {"Bucket": self.bucket, "Key": src_key}
+        with self._t(path):
+            if size <= MAX_COPY:
+                r = self.client.copy_object(Bucket=self.bucket, Key=dst_key,
+                                            CopySource=source, **extra)
+                return r.get("CopyObjectResult")  # type: ignore[no-any-return]
+            tc = TransferConfig(multipart_threshold=MAX_COPY, multipart_chunksize=512 * MiB,
+                                max_concurrency=self.transfer.max_concurrency,
+                                preferred_transfer_client="classic")
+            self.client.copy(source, self.bucket, dst_key, ExtraArgs=extra or None, Config=tc)
+            return None
+
+    def set_mtime(self, path: str, mtime_ns: int) -> RemoteStat:
+        head = self._head(path)
+        if head is None:
+            raise NotFound(f"{self._what(path)}: not found")
+        meta = dict(head.get("Metadata") or {})
+        meta[META_MTIME] = format_mtime(mtime_ns)
+        extra: dict[str, Any] = {"Metadata": meta, "MetadataDirective": "REPLACE"}
+        for field in ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage",
+                      "CacheControl"):
+            if head.get(field):
+                extra[field] = head[field]  # REPLACE would otherwise drop them
+        key = self._key(path)
+        r = self._server_copy(path, key, key, int(head.get("ContentLength", 0)), extra)
+        if r is None:
+            return self._after_upload(path)
+        etag = str(r.get("ETag", "")).strip('"')
+        return self._file_stat(path, int(head.get("ContentLength", 0)), etag, mtime_ns, head)
+
+    def copy(self, src: str, dst: str) -> RemoteStat:
+        head = self._head(src)
+        if head is None:
+            if self._is_dir(src):
+                raise IsADirectory(f"{self._what(src)}: is a directory")
+            raise NotFound(f"{self._what(src)}: not found")
+        size = int(head.get("ContentLength", 0))
+        r = self._server_copy(src, self._key(src), self._key(dst), size, {})
+        if r is None:
+            return self._after_upload(dst)
+        etag = str(r.get("ETag", "")).strip('"')
+        # the metadata, and so the mtime, is copied along
+        mtime = parse_mtime((head.get("Metadata") or {}).get(META_MTIME))
+        if mtime is None:
+            mtime = _dt_ns(r.get("LastModified"))
+        return self._file_stat(dst, size, etag, mtime, head)
+
+    def move(self, src: str, dst: str) -> RemoteStat:
+        st = self.copy(src, dst)
+        if src != dst:
+            with self._t(src):
+                self.client.delete_object(Bucket=self.bucket, Key=self._key(src))
+        return st
+
+    def check(self) -> None:
+        self._is_dir("")  # NotFound for a missing bucket, AuthError for bad keys
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)
+        if client is not None:
+            client.close()
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}/{b}" if a else b
+
+
+def _resolve_endpoint(o: Mapping[str, Any]) -> tuple[str | None, str, str]:
+    """(endpoint_url, region, addressing_style) from the preset and the explicit options."""
+    preset_name = o.get("preset")
+    preset: Mapping[str, str | None] = {}
+    if preset_name:
+        if preset_name not in PRESETS:
+            raise UsageError(f"unknown preset {preset_name!r} (known: {', '.join(PRESETS)})")
+        preset = PRESETS[preset_name]
+    region = o.get("region") or preset.get("region")
+    style = o.get("addressing_style") or preset.get("addressing_style") or "auto"
+    if style not in ("path", "virtual", "auto"):
+        raise UsageError(f"addressing_style must be path, virtual or auto, not {style!r}")
+    endpoint = o.get("endpoint_url")
+    if not endpoint and preset:
+        template = preset.get("endpoint_url")
+        if template:
+            values = {**{k: v for k, v in o.items() if v}, "region": region}
+
+            def fill(m: re.Match[str]) -> str:
+                if not values.get(m.group(1)):
+                    raise UsageError(f"preset {preset_name!r} needs option {m.group(1)}")
+                return str(values[m.group(1)])
+
+            endpoint = _PLACEHOLDER.sub(fill, template)
+        elif preset_name not in _ENDPOINT_OPTIONAL:
+            raise UsageError(f"preset {preset_name!r} needs option endpoint_url")
+    if not region:
+        if preset:
+            raise UsageError(f"preset {preset_name!r} needs option region")
+        region = "us-east-1"
+    return endpoint or None, str(region), str(style)

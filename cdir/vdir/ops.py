@@ -1,0 +1,671 @@
+"""Transfers through the virtual directory: put, get, cp, mv, rm, replicate, scan.
+
+Each operation plans in memory from one catalog read, runs the transfers on the engine's
+thread pool, then records the outcome in batched transactions: a replica is marked `current`
+only after its provider confirmed the write and the size was checked.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from cdir.catalog import Entry, Provider, Replica
+from cdir.catalog.models import utcnow
+from cdir.errors import (
+    AlreadyExists,
+    CdirError,
+    IsADirectory,
+    NotADirectory,
+    NotFound,
+    ProviderError,
+    UsageError,
+)
+from cdir.providers.base import TMP_PREFIX, RemoteStat
+from cdir.schema import TransferReport
+from cdir.schema.paths import is_within, join, normalize, relative, split
+from cdir.vdir import engine
+from cdir.vdir.core import BATCH, Namespace, subtree_clause
+from cdir.vdir.streams import reader
+
+
+@dataclass
+class FileJob:
+    """One file to write to one or more providers."""
+
+    vpath: str
+    size: int
+    mtime_ns: int | None
+    source: Any  # a local Path, or the source Entry for virtual copies
+    targets: list[Provider] = field(default_factory=list)
+    entry: Entry | None = None  # existing catalog entry at vpath (may be a tombstone)
+    changed: bool = True  # content differs from the entry's → new generation
+    done: dict[int, RemoteStat] = field(default_factory=dict)
+    failed: dict[int, str] = field(default_factory=dict)
+    hash: str | None = None
+
+
+def remote_of(vpath: str) -> str:
+    return vpath.lstrip("/")
+
+
+class VDir(Namespace):
+    # --- put ------------------------------------------------------------------------------
+    def put(
+        self,
+        sources: Sequence[str],
+        dest: str,
+        *,
+        to: Sequence[str] | None = None,
+        recursive: bool = False,
+        parallel: int = 4,
+        progress: bool = True,
+    ) -> TransferReport:
+        """Upload local files or trees, rsync-like: identical files are skipped."""
+        if not sources:
+            raise UsageError("nothing to put: give at least one local file or directory")
+        dest_path = self.path(dest)
+        providers = self.resolve_providers(to)
+        dest_entry = self._entry_or_none(dest_path)
+        if dest_entry is not None and dest_entry.kind == "file" and (len(sources) > 1 or Path(sources[0]).is_dir()):
+            raise NotADirectory(f"not a directory: {dest_path}")
+        into = dest_entry is not None or dest.endswith("/") or len(sources) > 1
+        files: list[FileJob] = []
+        dirs: set[str] = set()
+        for src in sources:
+            p = Path(src)
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                raise NotFound(f"no such local file or directory: {src}") from None
+            except OSError as exc:
+                raise CdirError(f"cannot read {src}: {exc.strerror}") from None
+            if p.is_dir():
+                base = dest_path if (src.endswith("/") or not into) else join(dest_path, p.resolve().name)
+                dirs.add(base)
+                for lp, rel, lst in walk_local(p, recursive):
+                    vp = normalize(rel, base) if rel else base
+                    if lst is None:
+                        dirs.add(vp)
+                    else:
+                        files.append(FileJob(vp, lst.st_size, lst.st_mtime_ns, lp))
+            else:
+                vp = join(dest_path, p.name) if into else dest_path
+                vp = normalize(vp)
+                files.append(FileJob(vp, st.st_size, st.st_mtime_ns, p))
+        return self._write(files, dirs, providers, to_given=bool(to), parallel=parallel, progress=progress, action="put", upload=self._upload_local)
+
+    def _upload_local(self, job: FileJob, prov: Provider) -> RemoteStat:
+        return self.backend(prov.name).put_file(job.source, remote_of(job.vpath), mtime_ns=job.mtime_ns)
+
+    # --- the shared write path --------------------------------------------------------------
+    def _write(
+        self,
+        files: list[FileJob],
+        dirs: set[str],
+        providers: list[Provider],
+        *,
+        to_given: bool,
+        parallel: int,
+        progress: bool,
+        action: str,
+        upload: Callable[[FileJob, Provider], RemoteStat],
+    ) -> TransferReport:
+        t0 = time.perf_counter()
+        report = TransferReport()
+        seen: set[str] = set()
+        for f in files:
+            if f.vpath in seen:
+                raise UsageError(f"two sources write the same path: {f.vpath}")
+            seen.add(f.vpath)
+        with self.db.session() as s:
+            existing = self._load(s, [f.vpath for f in files])
+            reps = self._replica_map(s, [e.id for e in existing.values() if e.id])
+            all_provs = {p.id: p for p in s.exec(select(Provider)).all()}
+            for f in files:
+                e = existing.get(f.vpath)
+                if e is not None and e.deleted_at is None and e.kind == "dir":
+                    raise IsADirectory(f"is a directory: {f.vpath}")
+                f.entry = e
+                alive = e is not None and e.deleted_at is None
+                current = {
+                    pid for pid, r in (reps.get(e.id or -1, {}) if alive and e else {}).items()
+                    if r.state == "current" and e is not None and r.generation == e.generation
+                }
+                f.changed = not (alive and e is not None and e.size == f.size and e.mtime_ns == f.mtime_ns and current)
+                targets = {p.id: p for p in providers}
+                if f.changed and alive and e is not None:
+                    # a new version goes to every provider that holds the file
+                    for pid in reps.get(e.id or -1, {}):
+                        if pid in all_provs and all_provs[pid].enabled:
+                            targets.setdefault(pid, all_provs[pid])
+                f.targets = [p for pid, p in targets.items() if f.changed or pid not in current]
+                if not f.targets:
+                    report.skipped += 1
+            parents = {split(f.vpath)[0] for f in files} | dirs
+            self.ensure_dirs(s, parents)
+        todo = [f for f in files if f.targets]
+        tasks = (
+            engine.Task((f, p), f.size, _bind(upload, f, p), f"{p.name}:{f.vpath}")
+            for f in todo
+            for p in f.targets
+        )
+        pending = {id(f): len(f.targets) for f in todo}
+        finished: list[FileJob] = []
+        total_bytes = sum(f.size * len(f.targets) for f in todo)
+        with engine.Progress(action, len(todo), total_bytes, progress) as bar:
+            for out in engine.run(tasks, parallel):
+                f, p = out.task.key
+                assert p.id is not None
+                if out.error is not None:
+                    f.failed[p.id] = str(out.error)
+                elif out.result.size != f.size:
+                    f.failed[p.id] = f"{p.name}: size mismatch after write ({out.result.size} != {f.size})"
+                else:
+                    f.done[p.id] = out.result
+                    report.bytes += f.size
+                pending[id(f)] -= 1
+                if pending[id(f)] == 0:
+                    bar.advance(1, 0)
+                    finished.append(f)
+                    if len(finished) >= BATCH:
+                        self._record(finished, reps, action, report)
+                        finished = []
+            self._record(finished, reps, action, report)
+        report.seconds = round(time.perf_counter() - t0, 3)
+        return report
+
+    def _record(self, jobs: list[FileJob], reps: dict[int, dict[int, Replica]], action: str, report: TransferReport) -> None:
+        """One transaction for a batch of finished files."""
+        if not jobs:
+            return
+        with self.db.session() as s:
+            for f in jobs:
+                for pid, err in f.failed.items():
+                    report.errors.append(err)
+                if not f.done:
+                    report.failed += 1
+                    continue
+                report.files += 1
+                if f.failed:
+                    report.failed += 1
+                e = f.entry
+                d, b = split(f.vpath)
+                if e is None:
+                    e = Entry(dirname=d, basename=b, kind="file")
+                if f.changed or e.deleted_at is not None:
+                    if e.deleted_at is not None or e.kind != "file":
+                        e.kind, e.deleted_at = "file", None
+                    e.generation += 1
+                    e.size, e.mtime_ns, e.hash = f.size, f.mtime_ns, f.hash
+                    e.updated_at = utcnow()
+                s.add(e)
+                s.flush()
+                assert e.id is not None
+                mine = reps.get(e.id, {})
+                now = utcnow()
+                for pid, st in f.done.items():
+                    r = mine.get(pid) or Replica(entry_id=e.id, provider_id=pid, remote_path=remote_of(f.vpath))
+                    r.remote_path, r.size, r.mtime_ns = st.path, st.size, st.mtime_ns
+                    r.fingerprint, r.generation, r.state = st.fingerprint, e.generation, "current"
+                    r.last_checked, r.last_error = now, None
+                    s.add(r)
+                for pid, err in f.failed.items():
+                    r = mine.get(pid) or Replica(entry_id=e.id, provider_id=pid, remote_path=remote_of(f.vpath), generation=0)
+                    r.state, r.last_error = "error", err[:500]
+                    s.add(r)
+                if f.changed:
+                    for pid, r in mine.items():
+                        if pid not in f.done and pid not in f.failed and r.state == "current":
+                            r.state = "stale"
+                            s.add(r)
+                self._event(s, action, f.vpath, None, {"to": sorted(f.done), "failed": sorted(f.failed), "generation": e.generation})
+
+    def _load(self, s: Session, paths: Sequence[str]) -> dict[str, Entry]:
+        """Entries (tombstones too) at `paths`, in few queries: one per subtree for big sets."""
+        out: dict[str, Entry] = {}
+        if not paths:
+            return out
+        if len(paths) <= 50:
+            for p in paths:
+                d, b = split(p)
+                e = s.exec(select(Entry).where(Entry.dirname == d, Entry.basename == b)).first()
+                if e is not None:
+                    out[p] = e
+            return out
+        wanted = set(paths)
+        root = os.path.commonpath(list(wanted))
+        for e in s.exec(select(Entry).where(subtree_clause(split(root)[0] if root in wanted else root)).execution_options(yield_per=5000)):
+            if e.path in wanted:
+                out[e.path] = e
+        return out
+
+    def _replica_map(self, s: Session, ids: Sequence[int | None]) -> dict[int, dict[int, Replica]]:
+        out: dict[int, dict[int, Replica]] = {}
+        real = [i for i in ids if i]
+        for i in range(0, len(real), 900):
+            for r in s.exec(select(Replica).where(col(Replica.entry_id).in_(real[i : i + 900]))).all():
+                out.setdefault(r.entry_id, {})[r.provider_id] = r
+        return out
+
+    # --- get ------------------------------------------------------------------------------
+    def get(
+        self,
+        sources: Sequence[str],
+        dest: str,
+        *,
+        recursive: bool = False,
+        parallel: int = 4,
+        provider: str | None = None,
+        progress: bool = True,
+    ) -> TransferReport:
+        """Download files or trees from the best current replica (falling back to others)."""
+        t0 = time.perf_counter()
+        report = TransferReport()
+        dest_p = Path(dest)
+        into = dest_p.is_dir() or dest.endswith(("/", os.sep)) or len(sources) > 1
+        plan: list[tuple[Entry, Path]] = []
+        for src in sources:
+            vp = self.path(src)
+            e = self.entry(vp)
+            if e.kind == "file":
+                plan.append((e, dest_p / e.basename if into else dest_p))
+                continue
+            base = dest_p / e.basename if (into and e.basename) else dest_p
+            for f in self._files_below(vp, recursive):
+                plan.append((f, base / relative(f.path, vp)))
+        with self.db.session() as s:
+            reps = self._replica_map(s, [e.id for e, _ in plan])
+            provs = {p.id: p for p in s.exec(select(Provider)).all()}
+            prefs = {e.id: (e.preferred_provider_id or self.preferred_provider_id(s, e.path)) for e, _ in plan}
+        only = self._provider_row(provider).id if provider else None
+        jobs = []
+        for e, local in plan:
+            if local.is_dir():
+                raise IsADirectory(f"local path is a directory: {local}")
+            with_st = _local_stat(local)
+            if with_st is not None and with_st.st_size == e.size and with_st.st_mtime_ns == e.mtime_ns:
+                report.skipped += 1
+                continue
+            order = self._read_order(e, reps.get(e.id or -1, {}), provs, prefs.get(e.id), only)
+            if not order:
+                report.failed += 1
+                report.errors.append(f"{e.path}: no current replica" + (f" on {provider}" if provider else ""))
+                continue
+            jobs.append(engine.Task(e.path, e.size or 0, _bind(self._download, e, local, order), e.path))
+        with engine.Progress("get", len(jobs), sum(t.size for t in jobs), progress) as bar:
+            for out in engine.run(jobs, parallel, bar):
+                if out.error is not None:
+                    report.failed += 1
+                    report.errors.append(str(out.error))
+                else:
+                    report.files += 1
+                    report.bytes += out.task.size
+        report.seconds = round(time.perf_counter() - t0, 3)
+        return report
+
+    def _files_below(self, vp: str, recursive: bool) -> list[Entry]:
+        with self.db.session() as s:
+            q = select(Entry).where(col(Entry.deleted_at).is_(None), Entry.kind == "file")
+            q = q.where(subtree_clause(vp)) if recursive else q.where(Entry.dirname == vp)
+            return list(s.exec(q.order_by(col(Entry.dirname), col(Entry.basename))).all())
+
+    def _read_order(self, e: Entry, reps: dict[int, Replica], provs: dict[Any, Provider], pref: int | None, only: int | None) -> list[tuple[Provider, Replica]]:
+        """Current replicas, best first: the preferred provider, then priority, then speed.
+        Never a stale one."""
+        cands = [
+            (provs[pid], r) for pid, r in reps.items()
+            if r.state == "current" and r.generation == e.generation and pid in provs and provs[pid].enabled
+            and (only is None or pid == only)
+        ]
+        cands.sort(key=lambda c: (c[0].id != pref, -c[0].priority, -(c[0].throughput_bps or 0), c[0].name))
+        return cands
+
+    def _download(self, e: Entry, local: Path, order: list[tuple[Provider, Replica]]) -> None:
+        last: CdirError | None = None
+        for prov, rep in order:
+            try:
+                self.backend(prov.name).get_file(rep.remote_path, local)
+            except CdirError as exc:
+                last = exc
+                continue
+            size = local.stat().st_size
+            if size != e.size:
+                local.unlink(missing_ok=True)
+                last = ProviderError(f"{prov.name}:{e.path}: size {size} != catalog {e.size}")
+                continue
+            if e.mtime_ns is not None:
+                os.utime(local, ns=(e.mtime_ns, e.mtime_ns))
+            return
+        assert last is not None
+        raise last
+
+    # --- cp / replicate -------------------------------------------------------------------
+    def cp(
+        self,
+        src: str,
+        dst: str,
+        *,
+        recursive: bool = False,
+        to: Sequence[str] | None = None,
+        parallel: int = 4,
+        progress: bool = True,
+    ) -> TransferReport:
+        """Copy virtual → virtual: server-side within a provider, streamed across providers."""
+        sp, dp = self.path(src), self.path(dst)
+        se = self.entry(sp)
+        de = self._entry_or_none(dp)
+        if se.kind == "dir" and not recursive:
+            raise IsADirectory(f"is a directory: {sp} (use -r)")
+        if de is not None and de.kind == "dir":
+            dp = join(dp, se.basename)
+        self.check_within(dp, sp)
+        sources = [se] if se.kind == "file" else self._files_below(sp, True)
+        files = [FileJob(join(dp, relative(e.path, sp)) if se.kind == "dir" else dp, e.size or 0, e.mtime_ns, e, hash=e.hash) for e in sources]
+        with self.db.session() as s:
+            reps = self._replica_map(s, [e.id for e in sources])
+            provs = {p.id: p for p in s.exec(select(Provider)).all()}
+        only = self.resolve_providers(to) if to else None
+        holders: dict[int, Provider] = {}
+        for f in files:
+            order = self._read_order(f.source, reps.get(f.source.id, {}), provs, None, None)
+            if not order:
+                raise NotFound(f"{f.source.path}: no current replica to copy from")
+            f.source = (f.source, order)
+            for p, _ in order:
+                holders.setdefault(p.id or 0, p)
+        targets = only or list(holders.values())
+        dirs = {dp} if se.kind == "dir" else set()
+        return self._write(files, dirs, targets, to_given=bool(to), parallel=parallel, progress=progress, action="cp", upload=self._copy_one)
+
+    def _copy_one(self, job: FileJob, prov: Provider) -> RemoteStat:
+        src_entry, order = job.source
+        dst = self.backend(prov.name)
+        for p, r in order:  # same provider and server-side copy: no bytes through us
+            if p.id == prov.id and dst.capabilities.server_side_copy:
+                return dst.copy(r.remote_path, remote_of(job.vpath)) if not _same(r.remote_path, job.vpath) else dst.stat(r.remote_path)
+        return self._stream(order, prov, remote_of(job.vpath), job.size, job.mtime_ns)
+
+    def _stream(self, order: list[tuple[Provider, Replica]], prov: Provider, remote: str, size: int, mtime_ns: int | None) -> RemoteStat:
+        """Provider → provider without a temporary copy; the next replica on failure."""
+        dst = self.backend(prov.name)
+        last: CdirError | None = None
+        for p, r in order:
+            src = self.backend(p.name)
+            try:
+                st = dst.put_stream(reader(src.read_chunks(r.remote_path)), remote, size=size, mtime_ns=mtime_ns)
+            except CdirError as exc:
+                last = exc
+                continue
+            if mtime_ns is not None and dst.capabilities.set_mtime and st.mtime_ns is None:
+                st = dst.set_mtime(remote, mtime_ns)
+            return st
+        assert last is not None
+        raise last
+
+    def replicate(self, text: str, to: Sequence[str], *, recursive: bool = False, parallel: int = 4, progress: bool = True) -> TransferReport:
+        """Bring a current copy of each file to the given providers."""
+        if not to:
+            raise UsageError("replicate needs --to PROVIDER[,PROVIDER…]")
+        vp = self.path(text)
+        e = self.entry(vp)
+        sources = [e] if e.kind == "file" else self._files_below(vp, recursive)
+        targets = self.resolve_providers(to)
+        with self.db.session() as s:
+            reps = self._replica_map(s, [x.id for x in sources])
+            provs = {p.id: p for p in s.exec(select(Provider)).all()}
+        files = []
+        for x in sources:
+            order = self._read_order(x, reps.get(x.id or -1, {}), provs, None, None)
+            if not order:
+                raise NotFound(f"{x.path}: no current replica to copy from")
+            files.append(FileJob(x.path, x.size or 0, x.mtime_ns, (x, order), hash=x.hash))
+        return self._write(files, set(), targets, to_given=True, parallel=parallel, progress=progress, action="replicate", upload=self._copy_one)
+
+    # --- mv ---------------------------------------------------------------------------------
+    def mv(self, src: str, dst: str, *, parallel: int = 4, progress: bool = True) -> TransferReport:
+        """Rename a file or tree: every replica is moved on its own provider (server-side
+        where possible), then the catalog is renamed in one transaction."""
+        t0 = time.perf_counter()
+        sp, dp = self.path(src), self.path(dst)
+        if sp == "/":
+            raise UsageError("cannot move the root")
+        se = self.entry(sp)
+        de = self._entry_or_none(dp)
+        if de is not None and de.kind == "dir":
+            dp = join(dp, se.basename)
+            de = self._entry_or_none(dp)
+        if de is not None:
+            raise AlreadyExists(f"destination exists: {dp} (remove it first)")
+        self.check_within(dp, sp)
+        files = [se] if se.kind == "file" else self._files_below(sp, True)
+        with self.db.session() as s:
+            reps = self._replica_map(s, [e.id for e in files])
+            provs = {p.id: p for p in s.exec(select(Provider)).all()}
+            self.ensure_dirs(s, [split(dp)[0]])
+        report = TransferReport()
+        tasks = []
+        for e in files:
+            new = dp if e.path == sp else join(dp, relative(e.path, sp))
+            for pid, r in reps.get(e.id or -1, {}).items():
+                if r.state in ("current", "stale") and pid in provs:
+                    tasks.append(engine.Task((e, r, new), e.size or 0, _bind(self._move_one, provs[pid], r, remote_of(new)), f"{provs[pid].name}:{e.path}"))
+        moved: dict[int, str] = {}
+        with engine.Progress("mv", len(tasks), sum(t.size for t in tasks), progress) as bar:
+            for out in engine.run(tasks, parallel, bar):
+                e, r, new = out.task.key
+                if out.error is None:
+                    moved[r.id] = out.result.path
+                    report.bytes += out.task.size
+                else:
+                    report.errors.append(str(out.error))
+        with self.db.session() as s:
+            for e, r, _new in (t.key for t in tasks):
+                if r.id in moved:
+                    r.remote_path = moved[r.id]
+                else:
+                    r.state, r.last_error = "error", "not moved: still at the old remote path"
+                s.add(r)
+            self._rename(s, sp, dp)
+            self._event(s, "mv", sp, None, {"to": dp})
+        report.files = len(files)
+        report.failed = len({t.key[0].id for t in tasks if t.key[1].id not in moved})
+        report.seconds = round(time.perf_counter() - t0, 3)
+        return report
+
+    def _move_one(self, prov: Provider, r: Replica, new_remote: str) -> RemoteStat:
+        b = self.backend(prov.name)
+        if b.capabilities.server_side_move:
+            return b.move(r.remote_path, new_remote)
+        st = b.copy(r.remote_path, new_remote) if b.capabilities.server_side_copy else b.put_stream(reader(b.read_chunks(r.remote_path)), new_remote, size=r.size, mtime_ns=r.mtime_ns)
+        b.delete(r.remote_path)
+        return st
+
+    def _rename(self, s: Session, sp: str, dp: str) -> None:
+        d, b = split(dp)
+        for e in s.exec(select(Entry).where(subtree_clause(sp))).all():
+            e.dirname = dp + e.dirname[len(sp):]
+            s.add(e)
+        top = self._entry_or_none(sp, s)
+        assert top is not None
+        old = s.exec(select(Entry).where(Entry.dirname == d, Entry.basename == b)).first()
+        if old is not None:  # a tombstone at the destination gives way
+            s.delete(old)
+            s.flush()
+        top.dirname, top.basename, top.updated_at = d, b, utcnow()
+        s.add(top)
+
+    # --- rm ---------------------------------------------------------------------------------
+    def rm(self, paths: Sequence[str], *, recursive: bool = False, parallel: int = 4, progress: bool = True) -> TransferReport:
+        """Tombstone in the catalog first, then delete every replica; failures stay visible
+        as replicas in state `error` under the tombstone, to be retried."""
+        t0 = time.perf_counter()
+        report = TransferReport()
+        targets: list[Entry] = []
+        for text in paths:
+            vp = self.path(text)
+            if vp == "/":
+                raise UsageError("refusing to remove /")
+            e = self.entry(vp)
+            if e.kind == "dir" and not recursive:
+                with self.db.session() as s:
+                    child = s.exec(select(Entry.id).where(Entry.dirname == vp, col(Entry.deleted_at).is_(None)).limit(1)).first()
+                if child is not None:
+                    raise IsADirectory(f"directory not empty: {vp} (use -r)")
+            targets.append(e)
+        tasks: list[engine.Task[Any]] = []
+        now = utcnow()
+        with self.db.session() as s:
+            provs = {p.id: p for p in s.exec(select(Provider)).all()}
+            for top in targets:
+                below = list(s.exec(select(Entry).where(subtree_clause(top.path), col(Entry.deleted_at).is_(None))).all()) if top.kind == "dir" else []
+                ents = [top, *below]
+                reps = self._replica_map(s, [e.id for e in ents])
+                for e in ents:
+                    e.deleted_at = now
+                    s.add(e)
+                tree_provs: set[int] = set()
+                for e in ents:
+                    for pid, r in reps.get(e.id or -1, {}).items():
+                        if top.kind == "dir" and r.remote_path.startswith(remote_of(top.path) + "/"):
+                            tree_provs.add(pid)
+                        else:
+                            tasks.append(engine.Task(("file", r.id), e.size or 0, _bind(self._delete_file, provs[pid], r.remote_path), e.path))
+                for pid in tree_provs:
+                    ids = [r.id for e in ents for p2, r in reps.get(e.id or -1, {}).items() if p2 == pid]
+                    tasks.append(engine.Task(("tree", ids), 0, _bind(self.backend(provs[pid].name).delete_tree, remote_of(top.path)), f"{provs[pid].name}:{top.path}"))
+                report.files += sum(1 for e in ents if e.kind == "file")
+                self._event(s, "rm", top.path, None, {"entries": len(ents)})
+        gone: list[int] = []
+        failed: dict[int, str] = {}
+        with engine.Progress("rm", len(tasks), 0, progress) as bar:
+            for out in engine.run(tasks, parallel, bar):
+                kind, ids = out.task.key
+                ids = ids if isinstance(ids, list) else [ids]
+                if out.error is None:
+                    gone.extend(ids)
+                else:
+                    report.errors.append(str(out.error))
+                    failed.update(dict.fromkeys(ids, str(out.error)[:500]))
+        with self.db.session() as s:
+            for i in range(0, len(gone), 900):
+                for r in s.exec(select(Replica).where(col(Replica.id).in_(gone[i : i + 900]))).all():
+                    s.delete(r)
+            for i, err in failed.items():
+                r = s.get(Replica, i)
+                if r is not None:
+                    r.state, r.last_error = "error", err
+                    s.add(r)
+        report.failed = len(failed)
+        report.seconds = round(time.perf_counter() - t0, 3)
+        return report
+
+    def _delete_file(self, prov: Provider, remote: str) -> None:
+        try:
+            self.backend(prov.name).delete(remote)
+        except NotFound:
+            pass  # already gone is what we wanted
+
+    # --- scan -------------------------------------------------------------------------------
+    def scan(self, provider: str, text: str = "/") -> TransferReport:
+        """Import what a provider already holds below a path into the catalog."""
+        t0 = time.perf_counter()
+        report = TransferReport()
+        vp = self.path(text)
+        prov = self._provider_row(provider)
+        b = self.backend(provider)
+        found: list[RemoteStat] = [st for st in b.list(remote_of(vp), recursive=True) if not st.name.startswith(TMP_PREFIX)]
+        if vp != "/":
+            top = b.stat(remote_of(vp)) if b.capabilities.empty_dirs else None
+            if top is not None and top.kind == "file":
+                found = [top]
+        dirs = {"/" + st.path for st in found if st.kind == "dir"}
+        fstats = [st for st in found if st.kind == "file"]
+        for i in range(0, max(len(fstats), 1), BATCH):
+            chunk = fstats[i : i + BATCH]
+            with self.db.session() as s:
+                if i == 0:
+                    self.ensure_dirs(s, dirs | {vp} if vp != "/" else dirs)
+                self.ensure_dirs(s, {split("/" + st.path)[0] for st in chunk})
+                existing = self._load(s, ["/" + st.path for st in chunk])
+                reps = self._replica_map(s, [e.id for e in existing.values()])
+                for st in chunk:
+                    path = "/" + st.path
+                    e = existing.get(path)
+                    if e is not None and e.deleted_at is None and e.kind == "dir":
+                        report.errors.append(f"{provider}:{path}: a file where the catalog has a directory")
+                        report.failed += 1
+                        continue
+                    if e is None or e.deleted_at is not None:
+                        e = e or Entry(dirname=split(path)[0], basename=split(path)[1], kind="file")
+                        e.kind, e.deleted_at, e.generation = "file", None, e.generation + 1
+                        e.size, e.mtime_ns, e.updated_at = st.size, st.mtime_ns, utcnow()
+                        s.add(e)
+                        s.flush()
+                        state = "current"
+                        report.files += 1
+                    else:
+                        prec = b.capabilities.mtime_precision_ns
+                        same = e.size == st.size and (e.mtime_ns is None or st.mtime_ns is None or abs(e.mtime_ns - st.mtime_ns) < max(prec, 1))
+                        mine = reps.get(e.id or -1, {}).get(prov.id or -1)
+                        if mine is not None and mine.fingerprint == st.fingerprint:
+                            report.skipped += 1
+                            mine.last_checked = utcnow()
+                            s.add(mine)
+                            continue
+                        state = "current" if same else "conflict"
+                        report.files += 1
+                    assert e.id is not None and prov.id is not None
+                    r = reps.get(e.id, {}).get(prov.id) or Replica(entry_id=e.id, provider_id=prov.id, remote_path=st.path)
+                    r.remote_path, r.size, r.mtime_ns, r.fingerprint = st.path, st.size, st.mtime_ns, st.fingerprint
+                    r.generation = e.generation if state == "current" else r.generation
+                    r.state, r.last_checked = state, utcnow()
+                    s.add(r)
+                    report.bytes += st.size
+                self._event(s, "scan", vp, provider, {"files": len(chunk)})
+        report.seconds = round(time.perf_counter() - t0, 3)
+        return report
+
+
+def walk_local(top: Path, recursive: bool) -> Iterator[tuple[Path, str, os.stat_result | None]]:
+    """(path, relative path, stat) for files and (path, rel, None) for dirs, via os.scandir."""
+    stack = [(top, "")]
+    while stack:
+        d, rel = stack.pop()
+        try:
+            it = os.scandir(d)
+        except OSError as exc:
+            raise CdirError(f"cannot read directory {d}: {exc.strerror}") from None
+        with it:
+            for de in it:
+                r = f"{rel}/{de.name}" if rel else de.name
+                if de.is_dir(follow_symlinks=True):
+                    if recursive:
+                        yield Path(de.path), r, None
+                        stack.append((Path(de.path), r))
+                elif de.is_file(follow_symlinks=True):
+                    yield Path(de.path), r, de.stat()
+
+
+def _local_stat(p: Path) -> os.stat_result | None:
+    try:
+        return p.stat()
+    except OSError:
+        return None
+
+
+def _same(remote: str, vpath: str) -> bool:
+    return remote == remote_of(vpath)
+
+
+def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+    return lambda: fn(*args)
+
+
+__all__ = ["VDir", "is_within"]
