@@ -167,7 +167,7 @@ class Provider(ABC):
         """Raise a cdir error if the provider cannot be reached or used (for `provider test`)."""
         next(iter(self.list("")), None)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; most providers hold nothing
         """Release connections."""
 
 

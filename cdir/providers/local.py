@@ -40,6 +40,10 @@ ERRORS: list[ErrorRule] = [
     (lambda e: isinstance(e, OSError), ProviderError, False),
 ]
 
+# One directory's entries, each with a (dev, ino) key when it is a directory. An alias, as
+# `list` inside the class body names the method.
+_Page = list[tuple[RemoteStat, tuple[int, int] | None]]
+
 # Characters Windows reads as drive or separator: a path holding them could leave the root.
 _UNSAFE = ("\0", ":", "\\") if os.name == "nt" else ("\0",)
 
@@ -119,9 +123,9 @@ class LocalProvider(Provider):
                     seen.add(key)
                     stack.append(item.path)
 
-    def _scan(self, rel_dir: str) -> list[tuple[RemoteStat, tuple[int, int] | None]]:
+    def _scan(self, rel_dir: str) -> _Page:
         """One directory's entries (a page), with a (dev, ino) key for each subdirectory."""
-        out: list[tuple[RemoteStat, tuple[int, int] | None]] = []
+        out: _Page = []
         with os.scandir(self._p(rel_dir)) as it:
             for de in it:
                 if de.name.startswith(TMP_PREFIX):

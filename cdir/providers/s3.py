@@ -201,22 +201,42 @@ def _size_opt(value: Any, name: str) -> int:
 
 
 class _Prepend:
-    """A read-only, non-seekable stream: `head` bytes, then the rest of `stream`."""
+    """A read-only, non-seekable stream: `head` bytes, then the rest of `stream`. With `size`,
+    fails at the end (before the upload is completed) unless exactly `size` bytes came."""
 
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+    def __init__(self, head: bytes, stream: BinaryIO, size: int | None, what: str) -> None:
         self._head = memoryview(head)
         self._stream = stream
+        self._size = size
+        self._what = what
+        self._total = 0
+        self.error: BaseException | None = None  # what went wrong here, to re-raise as is
 
     def read(self, n: int = -1) -> bytes:
         if self._head:
             take = len(self._head) if n is None or n < 0 else min(n, len(self._head))
             out = bytes(self._head[:take])
             self._head = self._head[take:]
-            return out
-        return self._stream.read(n)
+        else:
+            try:
+                out = self._stream.read(n)
+            except BaseException as exc:
+                self.error = exc
+                raise
+        self._total += len(out)
+        if self._size is not None and (self._total > self._size or
+                                       (not out and self._total != self._size)):
+            self.error = _wrong_size(self._what, self._total, self._size, bool(out))
+            raise self.error
+        return out
 
     def readable(self) -> bool:
         return True
+
+
+def _wrong_size(what: str, got: int, want: int, more: bool = False) -> ProviderError:
+    many = f"more than {want}" if more else f"{got}, not {want}"
+    return ProviderError(f"{what}: the stream gave {many} bytes")
 
 
 def _read_upto(stream: BinaryIO, n: int) -> bytes:
@@ -278,6 +298,8 @@ class S3Provider(Provider):
         OptionSpec("list_mtime", "where listings take mtimes from: metadata (a HEAD per "
                    "file, exact) | server (Last-Modified, the upload time, no extra requests)",
                    default="metadata"),
+        OptionSpec("verify_dirs", "check each listed directory holds a file (on by default "
+                   "for preset seaweedfs, whose emptied folders linger in listings)"),
         OptionSpec("etag_md5", "report single-part ETags as md5 (turn off for buckets with "
                    "SSE-KMS/SSE-C default encryption)", default=True),
         OptionSpec("access_key_id", "access key ID", secret=True),
@@ -311,7 +333,10 @@ class S3Provider(Provider):
         self.list_mtime = str(o.get("list_mtime") or "metadata")
         if self.list_mtime not in ("metadata", "server"):
             raise UsageError(f"{name}: list_mtime must be 'metadata' or 'server'")
-        self.etag_md5 = str(o.get("etag_md5", True)).lower() not in ("false", "0", "no", "off")
+        self.etag_md5 = _flag(o.get("etag_md5"), True)
+        # SeaweedFS keeps real folders: one emptied by a delete stays a CommonPrefix until an
+        # asynchronous cleanup (minutes later). Checking each prefix costs a request per dir.
+        self.verify_dirs = _flag(o.get("verify_dirs"), o.get("preset") == "seaweedfs")
         self._lock = threading.Lock()
         self._client: Any = None
         self._transfer: TransferConfig | None = None
@@ -387,9 +412,10 @@ class S3Provider(Provider):
             with translated(ERRORS, self._what(path)):
                 yield
         except NotFound as exc:
-            if _code(exc.__cause__ or exc) == "NoSuchBucket":
-                raise NotFound(f"{self.name}: bucket '{self.bucket}' does not exist") from exc
-            raise
+            cause = exc.__cause__ or exc
+            if _code(cause) == "NoSuchBucket":
+                raise NotFound(f"{self.name}: bucket '{self.bucket}' does not exist") from cause
+            raise NotFound(f"{self._what(path)}: not found") from cause
 
     def _md5(self, etag: str, head: Mapping[str, Any] | None = None) -> dict[str, str]:
         if not self.etag_md5 or not _PLAIN_MD5.match(etag):
@@ -446,11 +472,10 @@ class S3Provider(Provider):
                     self._pool = ThreadPoolExecutor(workers, thread_name_prefix="cdir-s3")
         return self._pool
 
-    def _with_meta_mtimes(self, stats: list[RemoteStat]) -> Iterable[RemoteStat]:
+    def _with_meta_mtimes(self, files: list[RemoteStat]) -> Iterable[RemoteStat]:
         """Replace listed Last-Modified times by the stored mtimes: HEADs run in parallel."""
-        files = [s for s in stats if s.kind == "file"]
         if self.list_mtime != "metadata" or not files:
-            return stats
+            return files
 
         def one(s: RemoteStat) -> RemoteStat:
             head = self._head(s.path)
@@ -461,50 +486,48 @@ class S3Provider(Provider):
                 return s
             return RemoteStat(s.path, "file", s.size, mtime, s.fingerprint, s.hashes)
 
-        done = dict(zip((id(s) for s in files), self._executor().map(one, files), strict=True))
-        return [done.get(id(s), s) for s in stats]
+        return self._executor().map(one, files)
 
     # --- reading ----------------------------------------------------------------------------
     def list(self, path: str = "", recursive: bool = False) -> Iterator[RemoteStat]:
         base = self._key(path) + "/" if path else self.prefix
-        empty = True  # nothing below `path`...
-        marked = False  # ...but a marker object `path/` says the directory exists
+        listed = False
         seen_dirs: set[str] = set()
         for page in self._pages(path, base, None if recursive else "/"):
-            out: list[RemoteStat] = []
+            dirs: list[RemoteStat] = []
+            files: list[RemoteStat] = []
             for cp in page.get("CommonPrefixes") or ():
                 rel = cp["Prefix"][len(base):].rstrip("/")
                 if rel and "/" not in rel and not rel.startswith(TMP_PREFIX):
-                    empty = False
-                    out.append(RemoteStat(_join(path, rel), "dir"))
+                    seen_dirs.add(rel)
+                    dirs.append(RemoteStat(_join(path, rel), "dir"))
             for obj in page.get("Contents") or ():
                 rel = obj["Key"][len(base):]
-                if not rel:
-                    marked = True  # the marker object of `path` itself
-                    continue
                 parts = rel.split("/")
-                is_marker = parts[-1] == ""
+                is_marker = parts[-1] == ""  # `d/`, made by consoles and other tools
                 if is_marker:
                     parts.pop()
-                if any(p == "" for p in parts) or parts[-1].startswith(TMP_PREFIX):
-                    continue  # not representable as a cdir path (a//b), or an upload in flight
-                empty = False
+                if not parts or "" in parts or parts[-1].startswith(TMP_PREFIX):
+                    continue  # `path/` itself, a//b (no cdir path), or an upload in flight
                 # every directory above a key is reported once (recursive listings have no
-                # CommonPrefixes); a marker object `d/` only stands for its directory
-                stop = len(parts) if is_marker else len(parts) - 1
-                for i in range(1, stop + 1):
+                # CommonPrefixes); a marker object only stands for its directory
+                for i in range(1, len(parts) + (1 if is_marker else 0)):
                     d = "/".join(parts[:i])
                     if d not in seen_dirs:
                         seen_dirs.add(d)
-                        out.append(RemoteStat(_join(path, d), "dir"))
-                if is_marker:
-                    continue
-                etag = str(obj.get("ETag", "")).strip('"')
-                out.append(self._file_stat(_join(path, rel), int(obj.get("Size", 0)), etag,
-                                           _dt_ns(obj.get("LastModified"))))
-            yield from self._with_meta_mtimes(out)
-        if empty and path and not marked:
-            # nothing below: a file there, or nothing at all
+                        dirs.append(RemoteStat(_join(path, d), "dir"))
+                if not is_marker:
+                    etag = str(obj.get("ETag", "")).strip('"')
+                    files.append(self._file_stat(_join(path, rel), int(obj.get("Size", 0)),
+                                                 etag, _dt_ns(obj.get("LastModified"))))
+            if self.verify_dirs and not recursive and dirs:
+                keep = self._executor().map(lambda st: self._is_dir(st.path), dirs)
+                dirs = [st for st, ok in zip(dirs, keep, strict=True) if ok]
+            out = dirs + list(self._with_meta_mtimes(files))
+            listed = listed or bool(out)
+            yield from out
+        if not listed and path and not self._is_dir(path):
+            # nothing stored below `path`: a file there, or nothing at all
             if self._head(path) is not None:
                 raise NotADirectory(f"{self._what(path)}: not a directory")
             raise NotFound(f"{self._what(path)}: no such directory")
@@ -575,12 +598,20 @@ class S3Provider(Provider):
         meta = self._meta(mtime_ns)
         head = _read_upto(stream, self.threshold)
         if len(head) < self.threshold:
+            if size is not None and len(head) != size:
+                raise _wrong_size(self._what(path), len(head), size)
             return self._put_small(head, path, meta)
-        with self._t(path):
-            self.client.upload_fileobj(
-                _Prepend(head, stream), self.bucket, self._key(path),
-                ExtraArgs={"Metadata": meta}, Config=self.transfer,
-            )
+        source = _Prepend(head, stream, size, self._what(path))
+        try:
+            with self._t(path):
+                # a failure (here or in the source) aborts the multipart upload: nothing is
+                # stored and a file already there stays as it was
+                self.client.upload_fileobj(source, self.bucket, self._key(path),
+                                           ExtraArgs={"Metadata": meta}, Config=self.transfer)
+        except Exception:
+            if source.error is not None:
+                raise source.error from None  # the source's fault, not the server's
+            raise
         return self._after_upload(path)
 
     def put_file(self, local: Path, path: str, mtime_ns: int | None = None) -> RemoteStat:
@@ -706,6 +737,12 @@ class S3Provider(Provider):
             pool.shutdown(wait=False)
         if client is not None:
             client.close()
+
+
+def _flag(value: Any, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return str(value).lower() not in ("false", "0", "no", "off")
 
 
 def _join(a: str, b: str) -> str:

@@ -306,7 +306,9 @@ class Namespace:
     def stat(self, text: str) -> EntryOut:
         path = self.path(text)
         e = self.entry(path)
-        return self._entry_out(e, self._replicas([e]).get(e.id or 0) if e.id else [])
+        with self.db.session() as s:
+            names = self._provider_names(s)
+        return self._entry_out(e, self._replicas([e]).get(e.id or 0, []) if e.id else [], names)
 
     def ls(
         self,
@@ -343,7 +345,7 @@ class Namespace:
         out = [self._entry_out(r, reps.get(r.id or 0) if replicas else None, names) for r in rows]
         return Listing(out, rows[-1].path if more and rows else None)
 
-    def search(self, pattern: str, under: str = "/", *, recursive: bool = True, limit: int | None = None) -> list[EntryOut]:
+    def search(self, pattern: str, under: str = "/", *, recursive: bool = False, limit: int | None = None) -> list[EntryOut]:
         """Glob over basenames (or over paths below `under` when the pattern has a '/'),
         answered by the catalog alone — providers are never listed."""
         base = self.path(under)
@@ -363,9 +365,7 @@ class Namespace:
             names = self._provider_names(s)
             out: list[EntryOut] = []
             for r in s.exec(q.execution_options(yield_per=2000)):
-                target = r.path if by_path else r.basename
-                pat = pattern if not by_path or pattern.startswith("/") else f"*/{pattern}"
-                if fnmatchcase(target, pat):
+                if by_path and _path_match(r.path, pattern) or not by_path and fnmatchcase(r.basename, pattern):
                     out.append(self._entry_out(r, None, names))
                     if limit and len(out) >= limit:
                         break
@@ -552,6 +552,15 @@ class Namespace:
     def guard_not_dir(self, e: Entry | None, path: str) -> None:
         if e is not None and e.kind == "dir":
             raise IsADirectory(f"is a directory: {path}")
+
+
+def _path_match(path: str, pattern: str) -> bool:
+    """Glob on whole segments: `*` never crosses a '/'; a relative pattern matches the
+    path's last segments, an absolute one the whole path."""
+    segs, pats = path.strip("/").split("/"), pattern.strip("/").split("/")
+    if pattern.startswith("/") and len(segs) != len(pats) or len(pats) > len(segs):
+        return False
+    return all(fnmatchcase(a, b) for a, b in zip(segs[-len(pats) :], pats, strict=True))
 
 
 def _actor() -> str:

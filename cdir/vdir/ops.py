@@ -75,7 +75,7 @@ class VDir(Namespace):
         dest_entry = self._entry_or_none(dest_path)
         if dest_entry is not None and dest_entry.kind == "file" and (len(sources) > 1 or Path(sources[0]).is_dir()):
             raise NotADirectory(f"not a directory: {dest_path}")
-        into = dest_entry is not None or dest.endswith("/") or len(sources) > 1
+        into = (dest_entry is not None and dest_entry.kind == "dir") or dest.endswith("/") or len(sources) > 1
         files: list[FileJob] = []
         dirs: set[str] = set()
         for src in sources:
@@ -465,6 +465,8 @@ class VDir(Namespace):
                     report.bytes += out.task.size
                 else:
                     report.errors.append(str(out.error))
+        if se.kind == "dir":
+            self._tidy(sp, {r.provider_id for _e, r, _n in (t.key for t in tasks) if r.id in moved}, provs)
         with self.db.session() as s:
             for e, r, _new in (t.key for t in tasks):
                 if r.id in moved:
@@ -478,6 +480,18 @@ class VDir(Namespace):
         report.failed = len({t.key[0].id for t in tasks if t.key[1].id not in moved})
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
+
+    def _tidy(self, sp: str, pids: set[int], provs: dict[Any, Provider]) -> None:
+        """Remove a moved directory's leftover empty folders (never a file) where dirs exist."""
+        for pid in pids:
+            b = self.backend(provs[pid].name)
+            if not b.capabilities.empty_dirs:
+                continue
+            try:
+                if not any(st.kind == "file" for st in b.list(remote_of(sp), recursive=True)):
+                    b.delete_tree(remote_of(sp))
+            except CdirError:
+                pass  # tidying is best effort; the files were moved
 
     def _move_one(self, prov: Provider, r: Replica, new_remote: str) -> RemoteStat:
         b = self.backend(prov.name)
