@@ -147,6 +147,7 @@ class AzureProvider(Provider):
         self._concurrency = max(1, _int(self.opts, "concurrency", 4))
         self._lock = threading.Lock()
         self._service: BlobServiceClient | None = None
+        self._http: requests.Session | None = None
         self._cc: ContainerClient | None = None
 
     # --- plumbing ----------------------------------------------------------------------------
@@ -163,10 +164,11 @@ class AzureProvider(Provider):
         timeout = float(self.opts.get("timeout") or 60)
         pool = _int(self.opts, "pool_size", 32)
         session = requests.Session()
-        # one pool big enough for --parallel threads × block concurrency; azure-core retries
+        # a pool big enough for --parallel threads times block concurrency; azure-core retries
         adapter = _Adapter(pool_maxsize=pool, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
+        self._http = session
         kw: dict[str, Any] = {
             "transport": RequestsTransport(session=session, session_owner=True),
             "connection_timeout": timeout,
@@ -329,6 +331,7 @@ class AzureProvider(Provider):
             bc = self._blob(path)
             head = _read_full(stream, self._single_put + 1)
             if len(head) <= self._single_put:
+                self._check_size(path, size, len(head))
                 md5 = hashlib.md5(head)
                 # one Put Blob: atomic, with the MD5 the service checks and stores
                 r = bc.upload_blob(
@@ -337,12 +340,19 @@ class AzureProvider(Provider):
                 )
                 total = len(head)
             else:
-                r, total, md5 = self._put_blocks(bc, _chunks(head, stream, self._block), meta)
+                r, total, md5 = self._put_blocks(
+                    bc, _chunks(head, stream, self._block), meta, path, size)
         return RemoteStat(path, "file", total, mtime_ns if mtime_ns is not None else
                           _ns(r["last_modified"]), _etag(r["etag"]), {"md5": md5.hexdigest()})
 
+    def _check_size(self, path: str, size: int | None, got: int) -> None:
+        if size is not None and got != size:
+            raise Conflict(f"{self._what(path)}: the stream gave {got} bytes, not the {size} "
+                           "announced (did the source change?); nothing written")
+
     def _put_blocks(
-        self, bc: BlobClient, chunks: Iterator[bytes], meta: dict[str, str]
+        self, bc: BlobClient, chunks: Iterator[bytes], meta: dict[str, str], path: str,
+        size: int | None,
     ) -> tuple[dict[str, Any], int, Any]:
         """Stage blocks (a few at once, memory bounded) while hashing in order, then commit the
         list with the MD5: readers see the old blob until the commit, and the hash is stored
@@ -357,6 +367,8 @@ class AzureProvider(Provider):
                 for i, chunk in enumerate(chunks):
                     md5.update(chunk)
                     total += len(chunk)
+                    if size is not None and total > size:
+                        self._check_size(path, size, total)
                     block_id = f"{tag}{i:08d}"
                     ids.append(BlobBlock(block_id))
                     pending.add(pool.submit(bc.stage_block, block_id, chunk, len(chunk)))
@@ -370,6 +382,7 @@ class AzureProvider(Provider):
                 for f in pending:
                     f.cancel()
                 raise
+        self._check_size(path, size, total)  # before the commit: the old blob stays
         r = bc.commit_block_list(
             ids, metadata=meta,
             content_settings=ContentSettings(content_md5=bytearray(md5.digest())),
@@ -409,7 +422,8 @@ class AzureProvider(Provider):
                 raise self._missing(path) from exc
             # Set Blob Metadata replaces all keys: keep the others, only if nothing changed since
             meta = {**(p.metadata or {}), "mtime": _fmt_mtime(mtime_ns)}
-            r = bc.set_blob_metadata(meta, etag=p.etag, match_condition=MatchConditions.IfNotModified)
+            r = bc.set_blob_metadata(meta, etag=p.etag,
+                                     match_condition=MatchConditions.IfNotModified)
             old = self._stat_props(path, p)
             return RemoteStat(path, "file", old.size, mtime_ns, _etag(r["etag"]), old.hashes)
 
@@ -454,7 +468,8 @@ class AzureProvider(Provider):
         with self._errors(src):
             st, etag = self._copy(src, dst)
             try:  # delete only the version copied; a newer one written meanwhile stays
-                self._blob(src).delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
+                self._blob(src).delete_blob(etag=etag,
+                                            match_condition=MatchConditions.IfNotModified)
             except ResourceModifiedError as exc:
                 raise Conflict(f"{self._what(src)}: changed during move; copied the old "
                                "version and kept the new one") from exc
@@ -473,6 +488,7 @@ class AzureProvider(Provider):
             if self._service is not None:
                 self._service.close()
             self._service = self._cc = None
+            self._http = None
 
 
 class _Adapter(requests.adapters.HTTPAdapter):

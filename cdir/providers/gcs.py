@@ -9,6 +9,7 @@ uses); `goog-reserved-file-mtime` (gsutil, whole seconds) is read as a fallback.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import re
@@ -47,8 +48,6 @@ from cdir.errors import (
 from cdir.providers.base import TMP_PREFIX, Capabilities, OptionSpec, Provider, RemoteStat
 
 MiB = 1024 * 1024
-# google-cloud-storage sends up to this size in one multipart request whatever we ask
-_SDK_MULTIPART_MAX = 8 * MiB
 _SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 # only the fields cdir reads: smaller listing pages
@@ -336,15 +335,16 @@ class GCSProvider(Provider):
                 blob.metadata = {"mtime": _fmt_mtime(mtime_ns)}
             kw = {"checksum": "auto", "retry": self._retry, "timeout": self._timeout}
             if len(head) <= self._threshold:
+                _check_size(self._what(path), size, len(head))
                 # one multipart request (object metadata + bytes); crc32c checked by the server
                 blob.upload_from_file(io.BytesIO(head), size=len(head), **kw)
             else:
                 # resumable session, chunk by chunk from the stream: memory stays at one chunk.
-                # An unknown total ("*") until the last chunk also forces this path below the
-                # SDK's own 8 MiB multipart limit.
+                # size=None (total "*" until the last chunk) forces this path even below the
+                # SDK's own 8 MiB multipart limit; _Joined checks the announced size.
                 blob.chunk_size = self._chunk
-                known = size if size is not None and size > _SDK_MULTIPART_MAX else None
-                blob.upload_from_file(_Joined(head, stream), size=known, **kw)
+                joined = _Joined(head, stream, size, self._what(path))
+                blob.upload_from_file(joined, size=None, **kw)
             return self._stat_blob(path, blob._properties)
 
     def delete(self, path: str) -> None:
@@ -365,10 +365,8 @@ class GCSProvider(Provider):
             ]
 
         def rm(name: str) -> None:
-            try:
+            with contextlib.suppress(api_exc.NotFound):  # already gone
                 bucket.blob(name).delete(retry=self._retry, timeout=self._timeout)
-            except api_exc.NotFound:
-                pass  # already gone
 
         # the JSON batch endpoint is not in fake-gcs-server; a few parallel DELETEs work anywhere
         with self._errors(path), ThreadPoolExecutor(8, thread_name_prefix="cdir-gcs") as pool:
@@ -450,12 +448,16 @@ class _Adapter(requests.adapters.HTTPAdapter):
 
 class _Joined(io.RawIOBase):
     """`head` then the rest of `stream`, for the resumable uploader: full reads (a short read
-    would end the upload) and tell(), which it checks against what the server acknowledged."""
+    would end the upload) and tell(), which it checks against what the server acknowledged.
+    With a `size`, a stream that ends early or runs long raises before the last chunk is sent,
+    so the upload is never finalized and the old object stays."""
 
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+    def __init__(self, head: bytes, stream: BinaryIO, size: int | None, what: str) -> None:
         self._head = memoryview(head)
         self._stream = stream
         self._pos = 0
+        self._size = size
+        self._what = what
 
     def readable(self) -> bool:
         return True
@@ -468,6 +470,8 @@ class _Joined(io.RawIOBase):
         if len(out) < n:
             out += _read_full(self._stream, n - len(out))
         self._pos += len(out)
+        if self._size is not None and (self._pos > self._size or len(out) < n):
+            _check_size(self._what, self._size, self._pos)
         return out
 
     def tell(self) -> int:
@@ -475,6 +479,12 @@ class _Joined(io.RawIOBase):
 
     def seekable(self) -> bool:
         return False
+
+
+def _check_size(what: str, size: int | None, got: int) -> None:
+    if size is not None and got != size:
+        raise Conflict(f"{what}: the stream gave {got} bytes, not the {size} announced "
+                       "(did the source change?); nothing written")
 
 
 def _bool(value: Any) -> bool:

@@ -213,13 +213,14 @@ class _Prepend:
         self.error: BaseException | None = None  # what went wrong here, to re-raise as is
 
     def read(self, n: int = -1) -> bytes:
+        # Full reads: s3transfer cuts a part per read, and parts under 5 MiB are refused.
         if self._head:
             take = len(self._head) if n is None or n < 0 else min(n, len(self._head))
             out = bytes(self._head[:take])
             self._head = self._head[take:]
         else:
             try:
-                out = self._stream.read(n)
+                out = self._stream.read() if n is None or n < 0 else _read_upto(self._stream, n)
             except BaseException as exc:
                 self.error = exc
                 raise

@@ -199,6 +199,31 @@ def _raise_status(msg: Message) -> None:
     raise _StatusError(errno.EIO, text)  # SFTP's catch-all "Failure"
 
 
+class _ChannelReader:
+    """Replaces paramiko's SFTP `_read_all`, which asks the channel for exactly n bytes: the
+    channel's buffer then shifts all its remaining bytes on every read (costly with megabytes
+    in flight). This takes whatever is buffered at once and slices it here."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self._channel = channel
+        self._buf = bytearray()
+        self._pos = 0
+
+    def __call__(self, n: int) -> bytes:
+        while len(self._buf) - self._pos < n:
+            if self._pos:
+                del self._buf[: self._pos]  # only a partial packet is left to move
+                self._pos = 0
+            got = self._channel.recv(max(n - len(self._buf), 1 << 20))
+            if not got:
+                raise EOFError()
+            self._buf += got
+        with memoryview(self._buf) as view:
+            out = bytes(view[self._pos : self._pos + n])
+        self._pos += n
+        return out
+
+
 class _Conn:
     """An SSH transport and its SFTP channel, used by one thread at a time (see _Pool).
 
@@ -211,6 +236,7 @@ class _Conn:
     def __init__(self, transport: paramiko.Transport, sftp: paramiko.SFTPClient) -> None:
         self.transport = transport
         self.sftp = sftp
+        sftp._read_all = _ChannelReader(sftp.get_channel())  # type: ignore[method-assign]
         self._got: dict[int, tuple[int, Message]] = {}
         self._ignored: set[int] = set()
         self.max_read = self.max_write = _SAFE_REQUEST

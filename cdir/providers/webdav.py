@@ -23,13 +23,14 @@ from __future__ import annotations
 import calendar
 import dataclasses
 import email.utils
+import io
 import threading
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
@@ -57,6 +58,9 @@ NS = 1_000_000_000
 SMALL_BODY = 1024 * 1024  # bodies up to this size are sent in one piece
 
 MTIME_METHODS = ("proppatch", "x-oc-mtime", "none")
+# Characters some servers lose from a MOVE/COPY Destination (wsgidav 4.4 decodes the header
+# before splitting off query and params, so `a?b` becomes `a`); see `_destination_ok`.
+RISKY_IN_DESTINATION = frozenset("?;#")
 
 # Vendors: URL template (placeholders filled from the options of the same name, `host` may
 # carry a path such as `example.com/nextcloud`), default host, how mtimes are set, and whether
@@ -295,6 +299,7 @@ class WebDAVProvider(Provider):
         # Collections known to exist (keys relative to the URL), so each parent gets at most one
         # MKCOL per process; "" is the URL's collection, which must exist.
         self._known_dirs: set[str] = {""}
+        self._mangles_destination: bool | None = None  # probed on the first risky name
 
     # --- plumbing --------------------------------------------------------------------------
     def _http(self) -> httpx.Client:
@@ -321,6 +326,12 @@ class WebDAVProvider(Provider):
 
     def _what(self, rel: str) -> str:
         return f"{self.name}:/{rel}"
+
+    def _what_key(self, key: str) -> str:
+        """`_what` of a key (a path relative to the URL), shown relative to the root."""
+        root = self._key("")
+        rel = key[len(root):].lstrip("/") if root and key.startswith(root) else key
+        return self._what(rel)
 
     @staticmethod
     def _rel(path: str) -> str:
@@ -409,7 +420,7 @@ class WebDAVProvider(Provider):
             # 405: something exists there; mkdir needs it to be a collection
             if (resp.status_code == 405 and exact and level == len(segs)
                     and self._stat_key(sub, sub).kind != "dir"):
-                raise AlreadyExists(f"{self.name}:/{sub}: a file is in the way")
+                raise AlreadyExists(f"{self._what_key(sub)}: a file is in the way")
             with self._lock:
                 self._known_dirs.add(sub)
 
@@ -421,8 +432,38 @@ class WebDAVProvider(Provider):
             return
         # Something is at dst. Overwrite: T would delete a whole tree if it is a collection.
         if self._stat_key(dst, dst).kind == "dir":
-            raise IsADirectory(f"{self.name}:/{dst}: is a directory")
+            raise IsADirectory(f"{self._what_key(dst)}: is a directory")
         self._send(method, src, headers=self._destination(dst, overwrite=True))
+
+    def _destination_ok(self, key: str) -> bool:
+        """Whether a MOVE/COPY can target `key`. Names with `?`, `;` or `#` are probed once per
+        process: a MOVE inside a temporary collection to such a name, then a look for it."""
+        if self._mangles_destination is None and not RISKY_IN_DESTINATION.isdisjoint(key):
+            with self._lock:
+                probed = self._mangles_destination
+            if probed is None:
+                probed = self._probe_destination()
+                with self._lock:
+                    self._mangles_destination = probed
+        return not (self._mangles_destination and not RISKY_IN_DESTINATION.isdisjoint(key))
+
+    def _probe_destination(self) -> bool:
+        """True if the server mangles Destination headers with `?;#` in them. Runs in a
+        temporary collection (hidden from listings), deleted afterwards with any leftovers."""
+        base = self._key("")
+        self._ensure_dirs(base)
+        coll = f"{base}/{TMP_PREFIX}{uuid.uuid4().hex}" if base else \
+            f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        self._send("MKCOL", coll, collection=True)
+        try:
+            self._send("PUT", f"{coll}/a", content=b"")
+            self._send("MOVE", f"{coll}/a",
+                       headers=self._destination(f"{coll}/b #?;c", overwrite=False))
+            found = self._send("PROPFIND", f"{coll}/b #?;c", headers={"Depth": "0", **XML},
+                               content=self._body, ok=(404,))
+            return found.status_code == 404
+        finally:
+            self._send("DELETE", coll, ok=(404,))
 
     def _check_multistatus(self, resp: httpx.Response, rel: str) -> None:
         """PROPPATCH answers 207 with a status per property: all must be 2xx."""
@@ -554,13 +595,19 @@ class WebDAVProvider(Provider):
             raise IsADirectory(f"{what}: is a directory")
         key = self._key(rel)
         parent = key.rpartition("/")[0]
-        tmp = f"{parent}/{TMP_PREFIX}{uuid.uuid4().hex}" if parent else \
-            f"{TMP_PREFIX}{uuid.uuid4().hex}"
         headers: dict[str, str] = {}
         if mtime_ns is not None and self.mtime_method == "x-oc-mtime":
             headers["X-OC-Mtime"] = str(mtime_ns // NS)
         with translated(ERRORS, what):
             self._ensure_dirs(parent)
+            if not self._destination_ok(key):
+                # This server cannot MOVE onto this name: write in place (not atomic).
+                if self._upload(stream, key, parent, size, headers) == 405:
+                    raise IsADirectory(f"{what}: is a directory")
+                if mtime_ns is not None and self.mtime_method == "proppatch":
+                    self._patch_mtime(rel, key, mtime_ns)
+                return self._stat_key(rel, key)
+            tmp = self._tmp_key(parent)
             try:
                 self._upload(stream, tmp, parent, size, headers)
                 if mtime_ns is not None and self.mtime_method == "proppatch":
@@ -575,11 +622,16 @@ class WebDAVProvider(Provider):
             # is unknown, so read back what readers will see.
             return self._stat_key(rel, key)
 
+    @staticmethod
+    def _tmp_key(parent: str) -> str:
+        name = f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        return f"{parent}/{name}" if parent else name
+
     def _upload(self, stream: BinaryIO, key: str, parent: str, size: int | None,
-                headers: dict[str, str]) -> None:
+                headers: dict[str, str]) -> int:
         """PUT the stream to `key`: small known sizes in one piece, else streamed (chunked
         when the size is unknown). A 409 (a parent removed behind our back, so the collection
-        cache lied) is retried once when the body can be sent again."""
+        cache lied) is retried once when the body can be sent again. Returns the status."""
         body: bytes | Iterator[bytes]
         pos: int | None = None
         if size is not None and size <= SMALL_BODY:
@@ -590,9 +642,9 @@ class WebDAVProvider(Provider):
             body = _chunks(stream, size)
         if size is not None:
             headers = {**headers, "Content-Length": str(size)}
-        resp = self._send("PUT", key, headers=headers, content=body, ok=(409,))
+        resp = self._send("PUT", key, headers=headers, content=body, ok=(405, 409))
         if resp.status_code != 409:
-            return
+            return resp.status_code  # 405: a collection is there
         if not isinstance(body, bytes):
             if pos is None:
                 raise DAVStatus("PUT", 409)
@@ -600,7 +652,7 @@ class WebDAVProvider(Provider):
             body = _chunks(stream, size)
         self._forget_dirs(parent)
         self._ensure_dirs(parent)
-        self._send("PUT", key, headers=headers, content=body)
+        return self._send("PUT", key, headers=headers, content=body, ok=(405,)).status_code
 
     def delete(self, path: str) -> None:
         rel = self._rel(path)
@@ -638,12 +690,16 @@ class WebDAVProvider(Provider):
             before = self._stat_key(s, skey)
             if before.kind == "dir":
                 raise IsADirectory(f"{self._what(s)}: is a directory")
+            if not d:
+                raise IsADirectory(f"{self._what(d)}: is a directory")
             parent = dkey.rpartition("/")[0]
             self._ensure_dirs(parent)
+            if not self._destination_ok(dkey):  # the server cannot COPY there: go through us
+                source = cast(BinaryIO, _ChunkReader(self.read_chunks(s)))
+                return self.put_stream(source, d, before.size, before.mtime_ns)
             # COPY onto a temporary name and MOVE it into place: readers never see a partial
             # copy, and an existing directory at dst is refused rather than replaced.
-            tmp = f"{parent}/{TMP_PREFIX}{uuid.uuid4().hex}" if parent else \
-                f"{TMP_PREFIX}{uuid.uuid4().hex}"
+            tmp = self._tmp_key(parent)
             self._send("COPY", skey, headers={**self._destination(tmp, overwrite=False),
                                               "Depth": "0"})
             try:
@@ -661,9 +717,17 @@ class WebDAVProvider(Provider):
         s, d = self._rel(src), self._rel(dst)
         with translated(ERRORS, self._what(s)):
             skey, dkey = self._key(s), self._key(d)
-            if not s:
-                raise UsageError(f"{self._what(s)}: cannot move the root")
+            if not s or not d:
+                raise UsageError(f"{self._what(s)}: cannot move the root or onto it")
             self._ensure_dirs(dkey.rpartition("/")[0])
+            if not self._destination_ok(dkey):
+                # the server cannot MOVE there: copy through us, then delete (files only)
+                if self._stat_key(s, skey).kind == "dir":
+                    raise Unsupported(f"{self._what(d)}: this server cannot move a directory "
+                                      "to a name with ?, ; or #")
+                moved = self.copy(s, d)
+                self._send("DELETE", skey)
+                return moved
             self._move_into_place(skey, dkey)
             self._forget_dirs(skey)
             return self._stat_key(d, dkey)
@@ -684,6 +748,29 @@ class WebDAVProvider(Provider):
             client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable stream over an iterator of byte chunks (read_chunks → put_stream)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._buf:
+            nxt = next(self._chunks, None)
+            if nxt is None:
+                return 0
+            self._buf = nxt
+        n = min(len(buffer), len(self._buf))
+        buffer[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
 
 
 def _read_exact(stream: BinaryIO, size: int) -> bytes:

@@ -456,12 +456,12 @@ class VDir(Namespace):
             for pid, r in reps.get(e.id or -1, {}).items():
                 if r.state in ("current", "stale") and pid in provs:
                     tasks.append(engine.Task((e, r, new), e.size or 0, _bind(self._move_one, provs[pid], r, remote_of(new)), f"{provs[pid].name}:{e.path}"))
-        moved: dict[int, str] = {}
+        moved: dict[int, RemoteStat] = {}
         with engine.Progress("mv", len(tasks), sum(t.size for t in tasks), progress) as bar:
             for out in engine.run(tasks, parallel, bar):
                 e, r, new = out.task.key
                 if out.error is None:
-                    moved[r.id] = out.result.path
+                    moved[r.id] = out.result
                     report.bytes += out.task.size
                 else:
                     report.errors.append(str(out.error))
@@ -470,7 +470,7 @@ class VDir(Namespace):
         with self.db.session() as s:
             for e, r, _new in (t.key for t in tasks):
                 if r.id in moved:
-                    r.remote_path = moved[r.id]
+                    r.remote_path, r.fingerprint = moved[r.id].path, moved[r.id].fingerprint
                 else:
                     r.state, r.last_error = "error", "not moved: still at the old remote path"
                 s.add(r)
