@@ -123,6 +123,14 @@ def _report(action: str, rep: Any) -> None:
         raise typer.Exit(1)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from cdir import __version__
+
+        typer.echo(f"cdir {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     catalog: Annotated[str | None, typer.Option("--catalog", envvar="CDIR_CATALOG_URL", help="Catalog URL (sqlite:///… or postgresql://…)")] = None,
@@ -130,13 +138,8 @@ def main(
     parallel: ParallelOpt = None,
     output: OutputOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summaries")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Show the version and exit")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit")] = False,
 ) -> None:
-    if version:
-        from cdir import __version__
-
-        typer.echo(f"cdir {__version__}")
-        raise typer.Exit()
     G.catalog, G.parallel, G.quiet = catalog, parallel, quiet
     G.storage = [n.strip() for n in storage.split(",") if n.strip()] if storage else None
     G.output = _fmt(output or "table")

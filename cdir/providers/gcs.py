@@ -65,8 +65,9 @@ ERRORS: list[ErrorRule] = [
     (lambda e: isinstance(e, auth_exc.RefreshError | auth_exc.DefaultCredentialsError),
      AuthError, False),
     (lambda e: isinstance(e, api_exc.PreconditionFailed), Conflict, False),
-    (lambda e: isinstance(e, api_exc.TooManyRequests | api_exc.ServerError
-                          | api_exc.RequestTimeout | api_exc.RetryError), Unavailable, True),
+    (lambda e: isinstance(e, api_exc.GoogleAPICallError) and e.code in _RETRY_STATUS,
+     Unavailable, True),
+    (lambda e: isinstance(e, api_exc.RetryError), Unavailable, True),  # retries ran out
     (_bad_status, Unavailable, True),
     # connection refused/reset, DNS, timeouts; token endpoint unreachable
     (lambda e: isinstance(e, requests.ConnectionError | requests.Timeout

@@ -13,9 +13,14 @@ A provider's test module is one class::
 
 The fixture contract:
 
-- `provider` (any scope; a session-scoped one against a running server is fine) returns a
-  `Provider` whose root exists and is writable, and closes it afterwards. The suite writes only
-  below `<root>/<prefix><random>/`, one fresh directory per test, and deletes it after the test.
+- `provider` returns (or yields, then closes) a `Provider` whose root exists and is writable.
+  It may be shared: the suite writes only below `<root>/<prefix><random>/`, one fresh directory
+  per test, deleted after the test. To share one across tests, define the shared fixture at
+  module level with scope="module"/"session" and let the class's `provider` return it (pytest 9
+  deprecates class-scoped fixtures written as instance methods).
+- The provider must be constructible as `type(p)(name, root, p.opts, p.secrets)` with a
+  sub-path appended to `root` (used once, to test a fresh, empty root); else override
+  `provider_at()`.
 - Where the provider pages its listings, pass a small page size through its options, e.g.
   `options={"page_size": 7}`, so the listing tests span several pages (providers that do not
   page ignore the option).
@@ -27,8 +32,10 @@ Class attributes a subclass may set: `large_file_size` (bytes, default 20 MiB),
 `paging_files`/`paging_dirs` (entries in the paging test), `prefix` (name of the per-test
 directories), `known_gaps` ({"test_name" or "test_name[id]": "why"}: a strict xfail, so gaps are
 listed, not hidden, and a fix is noticed), `hash_functions` (hash kind → function of the bytes
-giving the provider's lowercase-hex digest, for kinds beyond md5/sha1/sha256/sha512). Override
-`provider_at()` if a provider's root is not a string that "/" extends with a sub-path.
+giving the provider's lowercase-hex digest, for kinds beyond md5/sha1/sha256/sha512).
+
+`AWKWARD_NAMES`, `stream()` (an unseekable, short-reading stream) and `listing()`/`kinds()`
+are exported for a provider's own extra tests.
 """
 
 import pytest

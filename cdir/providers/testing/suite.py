@@ -111,6 +111,7 @@ class ProviderSuite:
             got.fingerprint,
         ), "put_stream must return the stat of what it wrote"
         self.check_hashes(provider, got, data)
+        self.check_hashes(provider, now, data)
         return got
 
     def check_hashes(self, provider: Provider, st: RemoteStat, data: bytes) -> None:
