@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: install cdir, register two local folders as providers
+# (SQLite catalog, no server), put a sample tree on both, and show `ls` and `status`.
+# Re-runnable: it starts from a fresh demo home each time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e .
+demo="$PWD/.cache/demo"
+rm -rf "$demo" && mkdir -p "$demo/data/raw" "$demo/data/models"
+export CDIR_HOME="$demo/home" CDIR_VAULT_PASSPHRASE="demo passphrase"
+printf 'id,value\n1,0.5\n2,0.7\n' > "$demo/data/raw/train.csv"
+printf 'id,value\n3,0.9\n' > "$demo/data/raw/test.csv"
+head -c 200000 /dev/urandom > "$demo/data/models/weights.bin"
+echo "notes about the experiment" > "$demo/data/README.txt"
+cdir=.venv/bin/cdir
+set -x
+$cdir provider add laptop --kind local --root "$demo/laptop"
+$cdir provider add archive --kind local --root "$demo/archive"
+$cdir put "$demo/data/" /proj/data -r --to laptop,archive
+$cdir ls /proj/data -l
+$cdir status /proj -r
+$cdir search / '*.csv' -r
