@@ -106,6 +106,7 @@ def translate(exc: BaseException, table: Sequence[ErrorRule], what: str) -> Cdir
     """Map an SDK exception to a cdir error through a provider's table; first match wins."""
     if isinstance(exc, CdirError):
         return exc
+    what = one_line(what)
     for matches, cls, retryable in table:
         if matches(exc):
             return cls(f"{what}: {_describe(exc)}", retryable=retryable)
@@ -121,6 +122,13 @@ def translated(table: Sequence[ErrorRule], what: str) -> Iterator[None]:
         raise
     except Exception as exc:
         raise translate(exc, table, what) from exc
+
+
+def one_line(text: str) -> str:
+    """Control characters (a newline in an object key…) shown escaped: messages stay one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _describe(exc: BaseException) -> str:

@@ -100,7 +100,8 @@ class Provider(ABC):
 
     @abstractmethod
     def read_chunks(self, path: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """The bytes of a file, [start, end) when given, as a stream of chunks."""
+        """The bytes of a file, [start, end) when given, as a stream of chunks. Like a slice:
+        clipped to the file, so a range at or past the end (or start == end) gives no bytes."""
 
     def read_bytes(self, path: str, start: int = 0, end: int | None = None) -> bytes:
         return b"".join(self.read_chunks(path, start, end))

@@ -45,7 +45,9 @@ def require(provider: Provider, flag: str, want: Any = True) -> None:
     """Skip unless `capabilities.<flag>` is `want` (truthiness for sets and numbers)."""
     have = getattr(provider.capabilities, flag)
     if bool(have) != bool(want):
-        pytest.skip(f"needs capabilities.{flag}={want!r} (provider has {have!r})")
+        if want:
+            pytest.skip(f"provider lacks capabilities.{flag} (it is {have!r})")
+        pytest.skip(f"only for providers without capabilities.{flag} (it is {have!r})")
 
 
 class ProviderSuite:

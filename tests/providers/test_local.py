@@ -1,0 +1,72 @@
+"""The local provider: the conformance suite, plus what only a folder on this machine shows."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cdir.errors import InvalidPath
+from cdir.providers.local import LocalProvider
+from cdir.providers.testing import ProviderSuite, kinds, stream
+
+
+class TestLocal(ProviderSuite):
+    @pytest.fixture
+    def provider(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalProvider]:
+        p = LocalProvider("t", str(tmp_path_factory.mktemp("root")), {"page_size": 7})
+        yield p
+        p.close()
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> LocalProvider:
+    return LocalProvider("t", str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "path", ["/etc/passwd", "../x", "a/../../x", "a/./b", "a//b", "a/", "a\0b"]
+)
+def test_paths_outside_the_root_are_refused(local: LocalProvider, path: str) -> None:
+    with pytest.raises(InvalidPath):
+        local.stat(path)
+    with pytest.raises(InvalidPath):
+        local.put_stream(stream(b"x"), path)
+
+
+def test_new_files_get_the_umask_mode(local: LocalProvider, tmp_path: Path) -> None:
+    # mkstemp's 0600 would make replicas private to the daemon's user
+    old = os.umask(0o022)
+    try:
+        local.put_stream(stream(b"x"), "streamed")
+        src = tmp_path / "src"
+        src.write_bytes(b"x")
+        local.put_file(src, "from-file")
+        local.copy("streamed", "copied")
+        local.get_file("streamed", tmp_path / "downloaded")
+    finally:
+        os.umask(old)
+    for path in ("streamed", "from-file", "copied", "downloaded"):
+        assert stat.S_IMODE(os.stat(tmp_path / path).st_mode) == 0o644, path
+
+
+def test_recursive_list_ends_on_a_symlink_loop(local: LocalProvider, tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"x")
+    os.symlink("..", tmp_path / "d" / "up")
+    assert kinds(local, "", recursive=True) == {"d": "dir", "d/f": "file", "d/up": "dir"}
+
+
+def test_in_place_edit_keeping_mtime_changes_fingerprint(
+    local: LocalProvider, tmp_path: Path
+) -> None:
+    # another program rewrites the file in place, same size, and restores the mtime
+    before = local.put_stream(stream(b"aaaa"), "f")
+    with open(tmp_path / "f", "r+b") as f:
+        f.write(b"bbbb")
+    assert before.mtime_ns is not None
+    os.utime(tmp_path / "f", ns=(before.mtime_ns, before.mtime_ns))
+    assert local.stat("f").fingerprint != before.fingerprint
