@@ -1,6 +1,6 @@
 """Regenerate docs/cli.md: run every documented command in a fresh home and keep its real output.
 
-    .venv/bin/python scripts/gen_cli_doc.py
+.venv/bin/python scripts/gen_cli_doc.py
 """
 
 from __future__ import annotations
@@ -15,87 +15,135 @@ ROOT = Path(__file__).resolve().parents[1]
 CDIR = str(ROOT / ".venv/bin/cdir")
 
 SECTIONS: list[tuple[str, str, list[str]]] = [
-    ("Providers", "Register storage; secrets go to the encrypted vault (`--secret NAME` prompts).", [
-        "cdir provider add laptop --kind local --root $W/laptop",
-        "cdir provider add archive --kind local --root $W/archive --priority 10",
-        "cdir provider list",
-        "cdir prov ls -o json",
-        "cdir provider test laptop",
-        "cdir provider show archive",
-    ]),
-    ("put", "Upload files or trees, rsync-like. A trailing `/` on a source directory puts its contents.", [
-        "cdir put $W/data/ /proj/data -r --to laptop,archive --parallel 4",
-        "cdir put $W/data/ /proj/data -r --to laptop,archive",
-        "cdir --storage=laptop put $W/data/raw /flat",
-        "cdir ls /flat",
-    ]),
-    ("ls, status, search", "Reads answered by the catalog alone.", [
-        "cdir ls /proj/data",
-        "cdir ls /proj/data -l",
-        "cdir list /proj --recursive --output=json",
-        "cdir ls /proj -r -o csv",
-        "cdir status /proj -r",
-        "cdir search / '*.csv' --recursive",
-        "cdir search /proj train.csv -r",
-    ]),
-    ("mkdir, cd, pwd", "The current directory is kept between invocations.", [
-        "cdir mkdir /scratch",
-        "cdir create dir /results/2026/nov",
-        "cdir cd /results/2026",
-        "cdir pwd",
-        "cdir ls",
-        "cdir cd /",
-    ]),
-    ("get", "Download from the best current replica (preferred provider first, then priority).", [
-        "cdir get /proj/data/raw/train.csv $W/out/",
-        "cdir --parallel=4 get /proj/data $W/out/tree --recursive",
-        "cdir get /proj/data/raw/train.csv $W/out/ --from archive",
-    ]),
-    ("cp, mv, replicate, prefer", "Copies are server-side within a provider and streamed across providers.", [
-        "cdir copy /proj/data/raw /proj/raw-copy --recursive",
-        "cdir mv /proj/raw-copy /scratch/raw",
-        "cdir put $W/data/README.txt /notes.txt --to laptop",
-        "cdir replicate /notes.txt --to archive",
-        "cdir prefer /proj archive",
-        "cdir status /notes.txt",
-    ]),
-    ("rm, scan", "rm marks the catalog first, then deletes every replica; scan imports what a provider holds.", [
-        "cdir rm /notes.txt",
-        "cdir delete /scratch --recursive",
-        "cdir scan laptop",
-    ]),
-    ("config", "Settings and every provider's options; secrets masked.", [
-        "cdir config list",
-    ]),
-    ("Errors", "One line on stderr and a non-zero exit code; never a traceback.", [
-        "cdir ls /missing",
-        "cdir cd ../..",
-        "cdir put $W/nope /x",
-        "cdir put $W/data/README.txt /x --to nowhere",
-        "cdir mkdir /scratch2 && cdir mkdir /scratch2",
-        "cdir provider add laptop --kind local --root /tmp/x",
-        "cdir rm /proj",
-        "cdir p /",
-    ]),
+    (
+        "Providers",
+        "Register storage; secrets go to the encrypted vault (`--secret NAME` prompts).",
+        [
+            "cdir provider add laptop --kind local --root $W/laptop",
+            "cdir provider add archive --kind local --root $W/archive --priority 10",
+            "cdir provider list",
+            "cdir prov ls -o json",
+            "cdir provider test laptop",
+            "cdir provider show archive",
+        ],
+    ),
+    (
+        "put",
+        "Upload files or trees, rsync-like. A trailing `/` on a source directory puts its contents.",
+        [
+            "cdir put $W/data/ /proj/data -r --to laptop,archive --parallel 4",
+            "cdir put $W/data/ /proj/data -r --to laptop,archive",
+            "cdir --storage=laptop put $W/data/raw /flat",
+            "cdir ls /flat",
+        ],
+    ),
+    (
+        "ls, status, search",
+        "Reads answered by the catalog alone.",
+        [
+            "cdir ls /proj/data",
+            "cdir ls /proj/data -l",
+            "cdir list /proj --recursive --output=json",
+            "cdir ls /proj -r -o csv",
+            "cdir status /proj -r",
+            "cdir search / '*.csv' --recursive",
+            "cdir search /proj train.csv -r",
+        ],
+    ),
+    (
+        "mkdir, cd, pwd",
+        "The current directory is kept between invocations.",
+        [
+            "cdir mkdir /scratch",
+            "cdir create dir /results/2026/nov",
+            "cdir cd /results/2026",
+            "cdir pwd",
+            "cdir ls",
+            "cdir cd /",
+        ],
+    ),
+    (
+        "get",
+        "Download from the best current replica (preferred provider first, then priority).",
+        [
+            "cdir get /proj/data/raw/train.csv $W/out/",
+            "cdir --parallel=4 get /proj/data $W/out/tree --recursive",
+            "cdir get /proj/data/raw/train.csv $W/out/ --from archive",
+        ],
+    ),
+    (
+        "cp, mv, replicate, prefer",
+        "Copies are server-side within a provider and streamed across providers.",
+        [
+            "cdir copy /proj/data/raw /proj/raw-copy --recursive",
+            "cdir mv /proj/raw-copy /scratch/raw",
+            "cdir put $W/data/README.txt /notes.txt --to laptop",
+            "cdir replicate /notes.txt --to archive",
+            "cdir prefer /proj archive",
+            "cdir status /notes.txt",
+        ],
+    ),
+    (
+        "rm, scan",
+        "rm marks the catalog first, then deletes every replica; scan imports what a provider holds.",
+        [
+            "cdir rm /notes.txt",
+            "cdir delete /scratch --recursive",
+            "cdir scan laptop",
+        ],
+    ),
+    (
+        "config",
+        "Settings and every provider's options; secrets masked.",
+        [
+            "cdir config list",
+        ],
+    ),
+    (
+        "Errors",
+        "One line on stderr and a non-zero exit code; never a traceback.",
+        [
+            "cdir ls /missing",
+            "cdir cd ../..",
+            "cdir put $W/nope /x",
+            "cdir put $W/data/README.txt /x --to nowhere",
+            "cdir mkdir /scratch2 && cdir mkdir /scratch2",
+            "cdir provider add laptop --kind local --root /tmp/x",
+            "cdir rm /proj",
+            "cdir p /",
+        ],
+    ),
 ]
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         w = Path(tmp)
-        env = {**os.environ, "CDIR_HOME": str(w / "home"), "CDIR_VAULT_PASSPHRASE": "doc", "COLUMNS": "120"}
+        env = {
+            **os.environ,
+            "CDIR_HOME": str(w / "home"),
+            "CDIR_VAULT_PASSPHRASE": "doc",
+            "COLUMNS": "120",
+        }
         env.pop("CDIR_CATALOG_URL", None)
-        for rel, text in {"data/raw/train.csv": "id,v\n1,2\n", "data/raw/test.csv": "id,v\n3,4\n",
-                          "data/README.txt": "notes\n"}.items():
+        for rel, text in {
+            "data/raw/train.csv": "id,v\n1,2\n",
+            "data/raw/test.csv": "id,v\n3,4\n",
+            "data/README.txt": "notes\n",
+        }.items():
             (w / rel).parent.mkdir(parents=True, exist_ok=True)
             (w / rel).write_text(text)
         (w / "out").mkdir()
-        lines = ["# The `cdir` command line", "",
-                 "Generated by `scripts/gen_cli_doc.py`: every block is a real run, in order, in a fresh",
-                 "home (`$W` is a scratch folder). Global options: `--storage/--provider P1,P2`,",
-                 "`--parallel N`, `--output table|json|csv`, `--catalog URL`, `--quiet`. Commands accept",
-                 "any unique prefix (`cdir prov ls`); the prior projects' verbs `list`, `delete`, `copy`,",
-                 "`move` and `create dir` work too.", ""]
+        lines = [
+            "# The `cdir` command line",
+            "",
+            "Generated by `scripts/gen_cli_doc.py`: every block is a real run, in order, in a fresh",
+            "home (`$W` is a scratch folder). Global options: `--storage/--provider P1,P2`,",
+            "`--parallel N`, `--output table|json|csv`, `--catalog URL`, `--quiet`. Commands accept",
+            "any unique prefix (`cdir prov ls`); the prior projects' verbs `list`, `delete`, `copy`,",
+            "`move` and `create dir` work too.",
+            "",
+        ]
         for title, intro, cmds in SECTIONS:
             lines += [f"## {title}", "", intro, ""]
             for cmd in cmds:
@@ -103,7 +151,10 @@ def main() -> None:
                 real = cmd.replace("$W", str(w))
                 proc = subprocess.run(
                     ["bash", "-c", real.replace("cdir ", f"{shlex.quote(CDIR)} ")],
-                    capture_output=True, text=True, env=env, cwd=w,
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    cwd=w,
                 )
                 out = (proc.stdout + proc.stderr).replace(str(w), "$W").rstrip()
                 lines += ["```console", f"$ {shown}"] + ([out] if out else [])

@@ -2,14 +2,6 @@
 
 from __future__ import annotations
 
-pytest_plugins = [
-    "tests.servers.sftp",
-    "tests.servers.s3",
-    "tests.servers.azure",
-    "tests.servers.gcs",
-    "tests.servers.webdav",
-]
-
 import contextlib
 import os
 import sys
@@ -19,6 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = [
+    "tests.servers.sftp",
+    "tests.servers.s3",
+    "tests.servers.azure",
+    "tests.servers.gcs",
+    "tests.servers.webdav",
+]
+
 
 PG_URL = os.environ.get("CDIR_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -16,8 +16,16 @@ TREE = {"a/a.txt": "A", "a/b/b.txt": "BB", "a/b/c/c.txt": "CCC"}
 @pytest.fixture
 def two(cli: Any, tmp_path: Path) -> Any:
     """A home with providers `laptop` and `archive` (local folders)."""
-    assert cli("provider", "add", "laptop", "--kind", "local", "--root", str(tmp_path / "laptop")).code == 0
-    assert cli("provider", "add", "archive", "--kind", "local", "--root", str(tmp_path / "archive")).code == 0
+    assert (
+        cli("provider", "add", "laptop", "--kind", "local", "--root", str(tmp_path / "laptop")).code
+        == 0
+    )
+    assert (
+        cli(
+            "provider", "add", "archive", "--kind", "local", "--root", str(tmp_path / "archive")
+        ).code
+        == 0
+    )
     return cli
 
 
@@ -34,7 +42,11 @@ def test_prior_project_scenario(two: Any, tmp_path: Path, monkeypatch: pytest.Mo
     r = cli("--storage=laptop", "put", "a", "/tree", "--recursive")
     assert r.code == 0 and "put: 3 file(s)" in r.out
     listed = json.loads(cli("list", "/tree", "--recursive", "--output=json").out)
-    assert [e["path"] for e in listed if e["kind"] == "file"] == ["/tree/a.txt", "/tree/b/b.txt", "/tree/b/c/c.txt"]
+    assert [e["path"] for e in listed if e["kind"] == "file"] == [
+        "/tree/a.txt",
+        "/tree/b/b.txt",
+        "/tree/b/c/c.txt",
+    ]
     # search finds it
     assert cli("search", "/", "a.txt", "--recursive").out.split() == ["/flat/a.txt", "/tree/a.txt"]
     # get of a file into a directory keeps its name
@@ -91,22 +103,56 @@ def test_unique_prefixes(two: Any) -> None:
 @pytest.mark.parametrize(
     ("args", "message", "code"),
     [
-        (["ls", "/a\x01b"], "cdir: error: invalid path '/a\\x01b': control character '\\x01' not allowed\n", 2),
+        (
+            ["ls", "/a\x01b"],
+            "cdir: error: invalid path '/a\\x01b': control character '\\x01' not allowed\n",
+            2,
+        ),
         (["cd", "../.."], "cdir: error: invalid path '../..': goes above the root\n", 2),
         (["ls", "/missing"], "cdir: error: no such file or directory: /missing\n", 1),
-        (["put", "/no/such/file", "/x"], "cdir: error: no such local file or directory: /no/such/file\n", 1),
-        (["put", "/etc/hostname", "/x", "--to", "nope"], "cdir: error: unknown provider 'nope' (see `cdir provider list`)\n", 1),
-        (["--storage=nope", "put", "/etc/hostname", "/x"], "cdir: error: unknown provider 'nope' (see `cdir provider list`)\n", 1),
-        (["provider", "show", "nope"], "cdir: error: unknown provider 'nope' (see `cdir provider list`)\n", 1),
+        (
+            ["put", "/no/such/file", "/x"],
+            "cdir: error: no such local file or directory: /no/such/file\n",
+            1,
+        ),
+        (
+            ["put", "/etc/hostname", "/x", "--to", "nope"],
+            "cdir: error: unknown provider 'nope' (see `cdir provider list`)\n",
+            1,
+        ),
+        (
+            ["--storage=nope", "put", "/etc/hostname", "/x"],
+            "cdir: error: unknown provider 'nope' (see `cdir provider list`)\n",
+            1,
+        ),
+        (
+            ["provider", "show", "nope"],
+            "cdir: error: unknown provider 'nope' (see `cdir provider list`)\n",
+            1,
+        ),
         (["get", "/missing", "/tmp"], "cdir: error: no such file or directory: /missing\n", 1),
         (["rm", "/missing"], "cdir: error: no such file or directory: /missing\n", 1),
-        (["provider", "add", "laptop", "--kind", "local", "--root", "/tmp/x"], "cdir: error: provider 'laptop' already exists\n", 1),
-        (["provider", "add", "z", "--kind", "ftp", "--root", "/"], "cdir: error: unknown provider kind 'ftp' (known: azure, gcs, local, s3, sftp, webdav)\n", 2),
-        (["ls", "-o", "xml"], "cdir: error: unknown output format 'xml': use table, json or csv\n", 2),
+        (
+            ["provider", "add", "laptop", "--kind", "local", "--root", "/tmp/x"],
+            "cdir: error: provider 'laptop' already exists\n",
+            1,
+        ),
+        (
+            ["provider", "add", "z", "--kind", "ftp", "--root", "/"],
+            "cdir: error: unknown provider kind 'ftp' (known: azure, gcs, local, s3, sftp, webdav)\n",
+            2,
+        ),
+        (
+            ["ls", "-o", "xml"],
+            "cdir: error: unknown output format 'xml': use table, json or csv\n",
+            2,
+        ),
         (["put", "one-arg"], "cdir: error: put needs SRC... DST\n", 2),
     ],
 )
-def test_bad_input_is_one_line_and_a_nonzero_exit(two: Any, args: list[str], message: str, code: int) -> None:
+def test_bad_input_is_one_line_and_a_nonzero_exit(
+    two: Any, args: list[str], message: str, code: int
+) -> None:
     r = two(*args)
     assert (r.code, r.err) == (code, message)
     assert "Traceback" not in r.out + r.err
@@ -118,35 +164,72 @@ def test_duplicate_directory(two: Any) -> None:
     assert (r.code, r.err) == (1, "cdir: error: directory exists: /d\n")
 
 
-def test_vault_keeps_secrets_out_of_the_catalog_and_config_list(cli: Any, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_vault_keeps_secrets_out_of_the_catalog_and_config_list(
+    cli: Any, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secret = "s3cr3t-password-value"
-    r = cli("provider", "add", "box", "--kind", "webdav", "--root", "/", "--no-check",
-            "-O", "url=http://127.0.0.1:9/dav", "-O", "username=u", "-O", f"password={secret}")
+    r = cli(
+        "provider",
+        "add",
+        "box",
+        "--kind",
+        "webdav",
+        "--root",
+        "/",
+        "--no-check",
+        "-O",
+        "url=http://127.0.0.1:9/dav",
+        "-O",
+        "username=u",
+        "-O",
+        f"password={secret}",
+    )
     assert r.code == 0, r.err
     assert secret.encode() not in (home / "catalog.db").read_bytes()
     assert secret.encode() not in (home / "vault.bin").read_bytes()
-    for args in (["config", "list"], ["config", "list", "--output=json"], ["provider", "list", "-o", "csv"], ["provider", "show", "box"]):
+    for args in (
+        ["config", "list"],
+        ["config", "list", "--output=json"],
+        ["provider", "list", "-o", "csv"],
+        ["provider", "show", "box"],
+    ):
         out = cli(*args)
         assert out.code == 0 and secret not in out.out and "****" in out.out
     # the wrong passphrase: one clear line
     monkeypatch.setenv("CDIR_VAULT_PASSPHRASE", "wrong")
     r = cli("provider", "test", "box")
     assert r.code == 1
-    assert r.err == f"cdir: error: cannot open the vault {home / 'vault.bin'}: wrong passphrase or the file was modified\n"
+    assert (
+        r.err
+        == f"cdir: error: cannot open the vault {home / 'vault.bin'}: wrong passphrase or the file was modified\n"
+    )
     # a tampered vault: the same clear line
     monkeypatch.setenv("CDIR_VAULT_PASSPHRASE", "test passphrase")
     data = bytearray((home / "vault.bin").read_bytes())
     data[-1] ^= 1
     (home / "vault.bin").write_bytes(bytes(data))
     r = cli("provider", "test", "box")
-    assert r.err == f"cdir: error: cannot open the vault {home / 'vault.bin'}: wrong passphrase or the file was modified\n"
+    assert (
+        r.err
+        == f"cdir: error: cannot open the vault {home / 'vault.bin'}: wrong passphrase or the file was modified\n"
+    )
 
 
 def test_json_output_has_the_schema_shapes(two: Any, tmp_path: Path) -> None:
     make_tree(tmp_path / "d", {"f.txt": "x"})
     two("put", str(tmp_path / "d/f.txt"), "/f.txt")
     [entry] = json.loads(two("ls", "/f.txt", "-o", "json").out)
-    assert set(entry) == {"id", "path", "kind", "size", "mtime", "hash", "generation", "preferred_provider", "replicas"}
+    assert set(entry) == {
+        "id",
+        "path",
+        "kind",
+        "size",
+        "mtime",
+        "hash",
+        "generation",
+        "preferred_provider",
+        "replicas",
+    }
     provs = json.loads(two("provider", "list", "-o", "json").out)
     assert {p["name"] for p in provs} == {"laptop", "archive"}
 

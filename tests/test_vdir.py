@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from cdir.errors import AlreadyExists, InvalidPath, IsADirectory, NotADirectory, NotFound, UsageError
+from cdir.errors import (
+    AlreadyExists,
+    InvalidPath,
+    IsADirectory,
+    NotADirectory,
+    NotFound,
+    UsageError,
+)
 from tests.conftest import make_tree
 
 TREE = {"a/a.txt": "A", "a/b/b.txt": "BB", "a/b/c/c.txt": "CCC"}
@@ -55,17 +62,23 @@ def test_put_again_skips_identical_and_updates_changed(vdir: Any, tmp_path: Path
     assert (tmp_path / "archive/p/b/b.txt").read_text() == "new content"
 
 
-def test_a_new_version_to_one_provider_leaves_the_others_stale_then_replicate(vdir: Any, tmp_path: Path) -> None:
+def test_a_new_version_to_one_provider_leaves_the_others_stale_then_replicate(
+    vdir: Any, tmp_path: Path
+) -> None:
     f = tmp_path / "f.csv"
     f.write_text("v1")
     vdir.put([str(f)], "/f.csv", to=["laptop"], progress=False)
     vdir.replicate("/f.csv", ["archive"], progress=False)
-    assert states(vdir, "/f.csv") == {"/f.csv": {"laptop": ("current", 1), "archive": ("current", 1)}}
+    assert states(vdir, "/f.csv") == {
+        "/f.csv": {"laptop": ("current", 1), "archive": ("current", 1)}
+    }
     f.write_text("version 2")
     os.utime(f, ns=(10**18, 10**18))
     vdir.put([str(f)], "/f.csv", to=["laptop"], progress=False)
     # every provider holding the file gets the new version
-    assert states(vdir, "/f.csv") == {"/f.csv": {"laptop": ("current", 2), "archive": ("current", 2)}}
+    assert states(vdir, "/f.csv") == {
+        "/f.csv": {"laptop": ("current", 2), "archive": ("current", 2)}
+    }
 
 
 def test_get_prefers_the_preferred_provider_and_falls_back(vdir: Any, tmp_path: Path) -> None:
@@ -117,7 +130,9 @@ def test_mv_renames_everywhere(vdir: Any, tmp_path: Path) -> None:
     assert (tmp_path / "laptop/dst/p/b/c/c.txt").read_text() == "CCC"
     assert not (tmp_path / "laptop/p").exists()  # emptied directories are tidied away
     vdir.mkdir("/other")
-    with pytest.raises(AlreadyExists, match=r"^destination exists: /dst/p/a.txt \(remove it first\)$"):
+    with pytest.raises(
+        AlreadyExists, match=r"^destination exists: /dst/p/a.txt \(remove it first\)$"
+    ):
         vdir.mv("/other", "/dst/p/a.txt", progress=False)
 
 
@@ -146,8 +161,15 @@ def test_search_uses_the_catalog_only(vdir: Any, tmp_path: Path) -> None:
     found = [e.path for e in vdir.search("*.txt", "/", recursive=True)]
     assert found == ["/p/a.txt", "/p/b/b.txt", "/p/b/c/c.txt"]
     assert [e.path for e in vdir.search("?.txt", "/p")] == ["/p/a.txt"]
-    assert [e.path for e in vdir.search("[bc].txt", "/", recursive=True)] == ["/p/b/b.txt", "/p/b/c/c.txt"]
-    assert [e.path for e in vdir.search("b/*", "/p", recursive=True)] == ["/p/b/b.txt", "/p/b/c", "/p/b/c.txt.bak"]
+    assert [e.path for e in vdir.search("[bc].txt", "/", recursive=True)] == [
+        "/p/b/b.txt",
+        "/p/b/c/c.txt",
+    ]
+    assert [e.path for e in vdir.search("b/*", "/p", recursive=True)] == [
+        "/p/b/b.txt",
+        "/p/b/c",
+        "/p/b/c.txt.bak",
+    ]
     assert vdir.search("A_TXT", "/", recursive=True)[0].path == "/p/b/c/A_TXT"
     assert vdir.search("a_txt", "/", recursive=True) == []  # case-sensitive, as on PostgreSQL
 
@@ -167,7 +189,7 @@ def test_ls_pages_by_cursor(vdir: Any, tmp_path: Path) -> None:
 
 def test_mkdir_cd_and_their_errors(vdir: Any) -> None:
     vdir.mkdir("/a")
-    with pytest.raises(AlreadyExists, match="^directory exists: /a$"):
+    with pytest.raises(AlreadyExists, match=r"^directory exists: /a$"):
         vdir.mkdir("/a")
     vdir.mkdir("/a", parents=True)  # fine with -p
     with pytest.raises(NotFound, match=r"^no such directory: /x/y \(use -p to create parents\)$"):
@@ -179,7 +201,7 @@ def test_mkdir_cd_and_their_errors(vdir: Any) -> None:
     assert vdir.path("..") == "/x/y"
     with pytest.raises(InvalidPath, match="goes above the root"):
         vdir.cd("../../../..")
-    with pytest.raises(NotFound, match="^no such directory: /nope$"):
+    with pytest.raises(NotFound, match=r"^no such directory: /nope$"):
         vdir.cd("/nope")
 
 
@@ -191,14 +213,16 @@ def test_put_errors(vdir: Any, tmp_path: Path) -> None:
     f = tmp_path / "f"
     f.write_text("1")
     vdir.put([str(f)], "/file", progress=False)
-    with pytest.raises(NotADirectory, match="^not a directory: /file$"):
+    with pytest.raises(NotADirectory, match=r"^not a directory: /file$"):
         vdir.put([str(f)], "/file/inner", progress=False)
     vdir.mkdir("/d")
     vdir.put([str(f)], "/d", progress=False)  # into an existing directory keeps the name
     assert vdir.stat("/d/f").size == 1
 
 
-def test_a_failing_provider_leaves_the_file_usable_and_the_error_visible(vdir: Any, tmp_path: Path) -> None:
+def test_a_failing_provider_leaves_the_file_usable_and_the_error_visible(
+    vdir: Any, tmp_path: Path
+) -> None:
     (tmp_path / "archive").rmdir()
     (tmp_path / "archive").write_text("not a directory any more")
     f = tmp_path / "f.txt"
@@ -222,11 +246,11 @@ def test_scan_imports_what_a_provider_holds(vdir: Any, tmp_path: Path) -> None:
 
 
 def test_provider_management(vdir: Any, tmp_path: Path) -> None:
-    with pytest.raises(AlreadyExists, match="^provider 'laptop' already exists$"):
+    with pytest.raises(AlreadyExists, match=r"^provider 'laptop' already exists$"):
         vdir.add_provider("laptop", "local", str(tmp_path / "z"), {})
-    with pytest.raises(UsageError, match="^unknown provider kind 'ftp'"):
+    with pytest.raises(UsageError, match=r"^unknown provider kind 'ftp'"):
         vdir.add_provider("x", "ftp", "/", {})
-    with pytest.raises(UsageError, match="^invalid provider name"):
+    with pytest.raises(UsageError, match=r"^invalid provider name"):
         vdir.add_provider("bad name", "local", str(tmp_path), {})
     with pytest.raises(UsageError, match=r"^unknown option\(s\) for local: colour"):
         vdir.add_provider("x", "local", str(tmp_path), {"colour": "red"})

@@ -85,7 +85,9 @@ def migrate(engine: Engine) -> int:
                 conn.execute(models.SchemaVersion.__table__.insert().values(version=version))  # type: ignore[attr-defined]
             return current
     except OperationalError as exc:
-        raise CatalogError(f"cannot open the catalog {redact(str(engine.url))}: {exc.orig}") from exc
+        raise CatalogError(
+            f"cannot open the catalog {redact(str(engine.url))}: {exc.orig}"
+        ) from exc
 
 
 class Database:

@@ -75,9 +75,16 @@ class Globals:
 G = Globals()
 
 OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="table, json or csv")]
-RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-r", "-R", help="Include everything below")]
-ParallelOpt = Annotated[int | None, typer.Option("--parallel", "-P", min=1, max=256, help="Transfers at once")]
-ToOpt = Annotated[str | None, typer.Option("--to", help="Providers to write to: P1,P2 (default: --storage, else all)")]
+RecursiveOpt = Annotated[
+    bool, typer.Option("--recursive", "-r", "-R", help="Include everything below")
+]
+ParallelOpt = Annotated[
+    int | None, typer.Option("--parallel", "-P", min=1, max=256, help="Transfers at once")
+]
+ToOpt = Annotated[
+    str | None,
+    typer.Option("--to", help="Providers to write to: P1,P2 (default: --storage, else all)"),
+]
 
 
 def _fmt(output: str | None) -> str:
@@ -110,7 +117,9 @@ def _report(action: str, rep: Any) -> None:
     if fmt == "json":
         typer.echo(rep.model_dump_json(indent=2))
     elif not G.quiet:
-        rate = f", {human_size(int(rep.bytes / rep.seconds))}/s" if rep.seconds and rep.bytes else ""
+        rate = (
+            f", {human_size(int(rep.bytes / rep.seconds))}/s" if rep.seconds and rep.bytes else ""
+        )
         typer.echo(
             f"{action}: {rep.files} file(s), {human_size(rep.bytes)} in {rep.seconds:.2f} s{rate}"
             f" (skipped {rep.skipped}, failed {rep.failed})"
@@ -133,12 +142,28 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    catalog: Annotated[str | None, typer.Option("--catalog", envvar="CDIR_CATALOG_URL", help="Catalog URL (sqlite:///… or postgresql://…)")] = None,
-    storage: Annotated[str | None, typer.Option("--storage", "--provider", help="Provider(s) to use: P1,P2")] = None,
+    catalog: Annotated[
+        str | None,
+        typer.Option(
+            "--catalog",
+            envvar="CDIR_CATALOG_URL",
+            help="Catalog URL (sqlite:///… or postgresql://…)",
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option("--storage", "--provider", help="Provider(s) to use: P1,P2")
+    ] = None,
     parallel: ParallelOpt = None,
     output: OutputOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summaries")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars or summaries")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit"
+        ),
+    ] = False,
 ) -> None:
     G.catalog, G.parallel, G.quiet = catalog, parallel, quiet
     G.storage = [n.strip() for n in storage.split(",") if n.strip()] if storage else None
@@ -149,7 +174,9 @@ def main(
 @app.command("mkdir")
 def mkdir_cmd(
     paths: Annotated[list[str], typer.Argument(help="Virtual directories to create")],
-    parents: Annotated[bool, typer.Option("--parents", "-p", help="Create parents; no error if it exists")] = False,
+    parents: Annotated[
+        bool, typer.Option("--parents", "-p", help="Create parents; no error if it exists")
+    ] = False,
 ) -> None:
     """Create virtual directories."""
     v = G.open()
@@ -180,16 +207,24 @@ def pwd_cmd() -> None:
 @app.command("ls")
 def ls_cmd(
     path: Annotated[str, typer.Argument(help="Virtual path")] = ".",
-    long: Annotated[bool, typer.Option("--long", "-l", help="Size, time, generation, replicas")] = False,
+    long: Annotated[
+        bool, typer.Option("--long", "-l", help="Size, time, generation, replicas")
+    ] = False,
     recursive: RecursiveOpt = False,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N entries (a page)")] = None,
-    after: Annotated[str | None, typer.Option("--after", help="Start after this path (next page)")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="At most N entries (a page)")
+    ] = None,
+    after: Annotated[
+        str | None, typer.Option("--after", help="Start after this path (next page)")
+    ] = None,
     output: OutputOpt = None,
 ) -> None:
     """List a virtual directory."""
     fmt = _fmt(output)
     v = G.open()
-    listing = v.ls(path, recursive=recursive, limit=limit, after=after, replicas=long and fmt == "table")
+    listing = v.ls(
+        path, recursive=recursive, limit=limit, after=after, replicas=long and fmt == "table"
+    )
     if fmt == "table" and not long:
         base = v.path(path)
         out = sys.stdout
@@ -199,11 +234,24 @@ def ls_cmd(
     else:
         from cdir.cli.output import emit
 
-        rows = [
-            {**e.model_dump(), "replicas": ",".join(f"{r.provider}:{r.state}" for r in e.replicas or [])}
-            for e in listing.entries
-        ] if fmt == "table" else listing.entries
-        emit(rows, fmt, ["kind", "size", "mtime", "generation", "replicas", "path"] if fmt == "table" else ["path", "kind", "size", "mtime", "generation", "hash"])
+        rows = (
+            [
+                {
+                    **e.model_dump(),
+                    "replicas": ",".join(f"{r.provider}:{r.state}" for r in e.replicas or []),
+                }
+                for e in listing.entries
+            ]
+            if fmt == "table"
+            else listing.entries
+        )
+        emit(
+            rows,
+            fmt,
+            ["kind", "size", "mtime", "generation", "replicas", "path"]
+            if fmt == "table"
+            else ["path", "kind", "size", "mtime", "generation", "hash"],
+        )
     if listing.next_cursor:
         typer.echo(f"more: --after '{listing.next_cursor}'", err=True)
 
@@ -221,12 +269,28 @@ def status_cmd(
     entries = G.open().status(path, recursive=recursive)
     if fmt == "table":
         rows = [
-            {"path": e.path, "generation": e.generation, "provider": r.provider, "state": r.state,
-             "held": r.generation, "size": r.size, "error": r.last_error}
-            for e in entries for r in (e.replicas or [])
-        ] + [{"path": e.path, "generation": e.generation, "provider": "-", "state": "no replica"} for e in entries if not e.replicas]
-        emit(rows, fmt, ["path", "generation", "provider", "state", "held", "size", "error"],
-             headers=["path", "gen", "provider", "state", "holds gen", "size", "last error"])
+            {
+                "path": e.path,
+                "generation": e.generation,
+                "provider": r.provider,
+                "state": r.state,
+                "held": r.generation,
+                "size": r.size,
+                "error": r.last_error,
+            }
+            for e in entries
+            for r in (e.replicas or [])
+        ] + [
+            {"path": e.path, "generation": e.generation, "provider": "-", "state": "no replica"}
+            for e in entries
+            if not e.replicas
+        ]
+        emit(
+            rows,
+            fmt,
+            ["path", "generation", "provider", "state", "held", "size", "error"],
+            headers=["path", "gen", "provider", "state", "holds gen", "size", "last error"],
+        )
     else:
         emit(entries, fmt, ["path", "kind", "size", "generation", "replicas"])
 
@@ -255,7 +319,9 @@ def search_cmd(
 
 @app.command("put")
 def put_cmd(
-    args: Annotated[list[str], typer.Argument(help="SRC... DST: local files/dirs, then a virtual path")],
+    args: Annotated[
+        list[str], typer.Argument(help="SRC... DST: local files/dirs, then a virtual path")
+    ],
     recursive: RecursiveOpt = False,
     to: ToOpt = None,
     parallel: ParallelOpt = None,
@@ -264,22 +330,40 @@ def put_cmd(
     '/' on a source directory puts its contents."""
     if len(args) < 2:
         raise UsageError("put needs SRC... DST")
-    rep = G.open().put(args[:-1], args[-1], to=_names(to), recursive=recursive, parallel=_parallel(parallel), progress=_progress())
+    rep = G.open().put(
+        args[:-1],
+        args[-1],
+        to=_names(to),
+        recursive=recursive,
+        parallel=_parallel(parallel),
+        progress=_progress(),
+    )
     _report("put", rep)
 
 
 @app.command("get")
 def get_cmd(
-    args: Annotated[list[str], typer.Argument(help="SRC... DEST: virtual paths, then a local path")],
+    args: Annotated[
+        list[str], typer.Argument(help="SRC... DEST: virtual paths, then a local path")
+    ],
     recursive: RecursiveOpt = False,
-    from_: Annotated[str | None, typer.Option("--from", help="Read from this provider only")] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Read from this provider only")
+    ] = None,
     parallel: ParallelOpt = None,
 ) -> None:
     """Download files or trees from the best current replica."""
     if len(args) < 2:
         raise UsageError("get needs SRC... DEST")
     prov = from_ or (G.storage[0] if G.storage else None)
-    rep = G.open().get(args[:-1], args[-1], recursive=recursive, parallel=_parallel(parallel), provider=prov, progress=_progress())
+    rep = G.open().get(
+        args[:-1],
+        args[-1],
+        recursive=recursive,
+        parallel=_parallel(parallel),
+        provider=prov,
+        progress=_progress(),
+    )
     _report("get", rep)
 
 
@@ -292,7 +376,14 @@ def cp_cmd(
     parallel: ParallelOpt = None,
 ) -> None:
     """Copy within the virtual directory (server-side where the provider can)."""
-    rep = G.open().cp(src, dst, recursive=recursive, to=_names(to), parallel=_parallel(parallel), progress=_progress())
+    rep = G.open().cp(
+        src,
+        dst,
+        recursive=recursive,
+        to=_names(to),
+        parallel=_parallel(parallel),
+        progress=_progress(),
+    )
     _report("cp", rep)
 
 
@@ -313,7 +404,10 @@ def rm_cmd(
     parallel: ParallelOpt = None,
 ) -> None:
     """Delete files (and with -r directories) from the catalog and every provider."""
-    _report("rm", G.open().rm(paths, recursive=recursive, parallel=_parallel(parallel), progress=_progress()))
+    _report(
+        "rm",
+        G.open().rm(paths, recursive=recursive, parallel=_parallel(parallel), progress=_progress()),
+    )
 
 
 @app.command("replicate")
@@ -327,13 +421,20 @@ def replicate_cmd(
     names = _names(to)
     if not names:
         raise UsageError("replicate needs --to PROVIDER[,PROVIDER…]")
-    _report("replicate", G.open().replicate(path, names, recursive=recursive, parallel=_parallel(parallel), progress=_progress()))
+    _report(
+        "replicate",
+        G.open().replicate(
+            path, names, recursive=recursive, parallel=_parallel(parallel), progress=_progress()
+        ),
+    )
 
 
 @app.command("prefer")
 def prefer_cmd(
     path: Annotated[str, typer.Argument(help="Virtual path (directories pass it down)")],
-    provider: Annotated[str | None, typer.Argument(help="Provider to read from first; omit to clear")] = None,
+    provider: Annotated[
+        str | None, typer.Argument(help="Provider to read from first; omit to clear")
+    ] = None,
 ) -> None:
     """Set the provider that reads of PATH should use first."""
     e = G.open().prefer(path, provider)
@@ -369,18 +470,31 @@ def _parse_options(items: list[str] | None) -> dict[str, str]:
 def provider_add(
     name: Annotated[str, typer.Argument(help="A name you choose, e.g. laptop, s3-eu")],
     kind: Annotated[str, typer.Option("--kind", "-k", help="local, sftp, s3, azure, gcs, webdav")],
-    root: Annotated[str, typer.Option("--root", help="Folder, bucket[/prefix], container, remote dir…")],
-    option: Annotated[list[str] | None, typer.Option("--option", "-O", help="NAME=VALUE (repeatable)")] = None,
-    secret: Annotated[list[str] | None, typer.Option("--secret", "-S", help="NAME (asked for; stored in the vault)")] = None,
+    root: Annotated[
+        str, typer.Option("--root", help="Folder, bucket[/prefix], container, remote dir…")
+    ],
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-O", help="NAME=VALUE (repeatable)")
+    ] = None,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option("--secret", "-S", help="NAME (asked for; stored in the vault)"),
+    ] = None,
     priority: Annotated[int, typer.Option("--priority", help="Higher is read first")] = 0,
-    location: Annotated[str | None, typer.Option("--location", help="Region or place, informative")] = None,
-    no_check: Annotated[bool, typer.Option("--no-check", help="Do not contact the provider now")] = False,
+    location: Annotated[
+        str | None, typer.Option("--location", help="Region or place, informative")
+    ] = None,
+    no_check: Annotated[
+        bool, typer.Option("--no-check", help="Do not contact the provider now")
+    ] = False,
 ) -> None:
     """Register a provider; secrets go to the encrypted vault, never the catalog."""
     opts = _parse_options(option)
     for s in secret or []:
         opts[s.replace("-", "_")] = typer.prompt(f"{s}", hide_input=True)
-    p = G.open().add_provider(name, kind, root, opts, priority=priority, location=location, check=not no_check)
+    p = G.open().add_provider(
+        name, kind, root, opts, priority=priority, location=location, check=not no_check
+    )
     if G.output == "json":
         typer.echo(p.model_dump_json(indent=2))
     elif not G.quiet:
@@ -392,7 +506,11 @@ def provider_list(output: OutputOpt = None) -> None:
     """List registered providers (secrets masked)."""
     from cdir.cli.output import emit
 
-    emit(G.open().providers(), _fmt(output), ["name", "kind", "root", "priority", "enabled", "options", "secrets"])
+    emit(
+        G.open().providers(),
+        _fmt(output),
+        ["name", "kind", "root", "priority", "enabled", "options", "secrets"],
+    )
 
 
 provider_app.command("ls", hidden=True)(provider_list)
@@ -403,7 +521,11 @@ def provider_show(name: str, output: OutputOpt = None) -> None:
     """Show one provider (secrets masked)."""
     from cdir.cli.output import emit
 
-    emit([G.open().provider(name)], _fmt(output), ["name", "kind", "root", "priority", "location", "enabled", "options", "secrets"])
+    emit(
+        [G.open().provider(name)],
+        _fmt(output),
+        ["name", "kind", "root", "priority", "location", "enabled", "options", "secrets"],
+    )
 
 
 @provider_app.command("test")
@@ -416,7 +538,9 @@ def provider_test(name: str) -> None:
 @provider_app.command("remove")
 def provider_remove(
     name: str,
-    force: Annotated[bool, typer.Option("--force", help="Also forget its replicas (files stay)")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also forget its replicas (files stay)")
+    ] = False,
 ) -> None:
     """Forget a provider (its files are left where they are)."""
     n = G.open().remove_provider(name, force=force)
@@ -445,7 +569,9 @@ def config_list(output: OutputOpt = None) -> None:
     for p in v.providers():
         rows.append({"key": f"provider.{p.name}.kind", "value": p.kind})
         rows.append({"key": f"provider.{p.name}.root", "value": p.root})
-        rows += [{"key": f"provider.{p.name}.{k}", "value": str(val)} for k, val in p.options.items()]
+        rows += [
+            {"key": f"provider.{p.name}.{k}", "value": str(val)} for k, val in p.options.items()
+        ]
         rows += [{"key": f"provider.{p.name}.{k}", "value": val} for k, val in p.secrets.items()]
     emit(rows, _fmt(output), ["key", "value"])
 

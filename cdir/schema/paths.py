@@ -35,7 +35,9 @@ def normalize(path: str, cwd: str = "/") -> str:
             parts.pop()
             continue
         if len(seg.encode()) > MAX_SEGMENT_BYTES:
-            raise InvalidPath(f"invalid path {path!r}: a name is longer than {MAX_SEGMENT_BYTES} bytes")
+            raise InvalidPath(
+                f"invalid path {path!r}: a name is longer than {MAX_SEGMENT_BYTES} bytes"
+            )
         parts.append(seg)
     out = "/" + "/".join(parts)
     if len(out.encode()) > MAX_PATH_BYTES:

@@ -151,7 +151,9 @@ class Namespace:
         if unknown:
             known = ", ".join(sorted(k for k in specs if k != "root")) or "none"
             raise UsageError(f"unknown option(s) for {kind}: {', '.join(unknown)} (known: {known})")
-        missing = [o.name for o in cls.options if o.required and o.name != "root" and o.name not in options]
+        missing = [
+            o.name for o in cls.options if o.required and o.name != "root" and o.name not in options
+        ]
         if missing:
             raise UsageError(f"provider kind {kind} needs --option {missing[0]}=…")
         secrets = {k: v for k, v in options.items() if specs[k].secret}
@@ -272,11 +274,18 @@ class Namespace:
     def resolve_providers(self, names: Sequence[str] | None) -> list[Provider]:
         """Provider rows by name (all enabled ones when `names` is empty)."""
         with self.db.session() as s:
-            rows = list(s.exec(select(Provider).order_by(col(Provider.priority).desc(), col(Provider.name))).all())
+            rows = list(
+                s.exec(
+                    select(Provider).order_by(col(Provider.priority).desc(), col(Provider.name))
+                ).all()
+            )
         if not names:
             chosen = [r for r in rows if r.enabled]
             if not chosen:
-                raise UsageError("no provider registered: add one with `cdir provider add NAME --kind local --root DIR`")
+                raise UsageError(
+                    "no provider registered: add one with "
+                    "`cdir provider add NAME --kind local --root DIR`"
+                )
             return chosen
         by_name = {r.name: r for r in rows}
         out = []
@@ -291,7 +300,9 @@ class Namespace:
         if path == "/":
             return Entry(id=0, dirname="/", basename="", kind="dir")
         d, b = split(path)
-        q = select(Entry).where(Entry.dirname == d, Entry.basename == b, col(Entry.deleted_at).is_(None))
+        q = select(Entry).where(
+            Entry.dirname == d, Entry.basename == b, col(Entry.deleted_at).is_(None)
+        )
         if s is not None:
             return s.exec(q).first()
         with self.db.session() as s2:
@@ -324,16 +335,20 @@ class Namespace:
         path = self.path(text)
         e = self.entry(path)
         if e.kind == "file":
-            return Listing([self._entry_out(e, self._replicas([e]).get(e.id or 0) if replicas else None)], None)
+            return Listing(
+                [self._entry_out(e, self._replicas([e]).get(e.id or 0) if replicas else None)], None
+            )
         with self.db.session() as s:
             q = select(Entry).where(col(Entry.deleted_at).is_(None))
-            if recursive:
-                q = q.where(subtree_clause(path))
-            else:
-                q = q.where(Entry.dirname == path)
+            q = q.where(subtree_clause(path)) if recursive else q.where(Entry.dirname == path)
             if after:
                 d, b = split(after)
-                q = q.where(or_(col(Entry.dirname) > d, (col(Entry.dirname) == d) & (col(Entry.basename) > b)))
+                q = q.where(
+                    or_(
+                        col(Entry.dirname) > d,
+                        (col(Entry.dirname) == d) & (col(Entry.basename) > b),
+                    )
+                )
             q = q.order_by(col(Entry.dirname), col(Entry.basename))
             if limit:
                 q = q.limit(limit + 1)
@@ -345,7 +360,9 @@ class Namespace:
         out = [self._entry_out(r, reps.get(r.id or 0) if replicas else None, names) for r in rows]
         return Listing(out, rows[-1].path if more and rows else None)
 
-    def search(self, pattern: str, under: str = "/", *, recursive: bool = False, limit: int | None = None) -> list[EntryOut]:
+    def search(
+        self, pattern: str, under: str = "/", *, recursive: bool = False, limit: int | None = None
+    ) -> list[EntryOut]:
         """Glob over basenames (or over paths below `under` when the pattern has a '/'),
         answered by the catalog alone — providers are never listed."""
         base = self.path(under)
@@ -365,7 +382,9 @@ class Namespace:
             names = self._provider_names(s)
             out: list[EntryOut] = []
             for r in s.exec(q.execution_options(yield_per=2000)):
-                if by_path and _path_match(r.path, pattern) or not by_path and fnmatchcase(r.basename, pattern):
+                if (by_path and _path_match(r.path, pattern)) or (
+                    not by_path and fnmatchcase(r.basename, pattern)
+                ):
                     out.append(self._entry_out(r, None, names))
                     if limit and len(out) >= limit:
                         break
@@ -389,7 +408,9 @@ class Namespace:
     def _provider_names(self, s: Session) -> dict[int, str]:
         return {p.id: p.name for p in s.exec(select(Provider)).all() if p.id is not None}
 
-    def _replicas(self, entries: Sequence[Entry], s: Session | None = None) -> dict[int, list[tuple[Replica, str]]]:
+    def _replicas(
+        self, entries: Sequence[Entry], s: Session | None = None
+    ) -> dict[int, list[tuple[Replica, str]]]:
         ids = [e.id for e in entries if e.id]
         out: dict[int, list[tuple[Replica, str]]] = {}
         if not ids:
@@ -423,7 +444,9 @@ class Namespace:
         if e.preferred_provider_id is not None:
             pref = (names or {}).get(e.preferred_provider_id)
             if pref is None:
-                pref = next((n for r, n in reps or [] if r.provider_id == e.preferred_provider_id), None)
+                pref = next(
+                    (n for r, n in reps or [] if r.provider_id == e.preferred_provider_id), None
+                )
         return EntryOut(
             id=e.id or 0,
             path=e.path,
@@ -462,7 +485,9 @@ class Namespace:
             if existing is not None:
                 if parents and existing.kind == "dir":
                     return self._entry_out(existing, None)
-                raise AlreadyExists(f"{'directory' if existing.kind == 'dir' else 'file'} exists: {path}")
+                raise AlreadyExists(
+                    f"{'directory' if existing.kind == 'dir' else 'file'} exists: {path}"
+                )
             parent = split(path)[0]
             if not parents:
                 p = self._entry_or_none(parent, s)
@@ -488,7 +513,10 @@ class Namespace:
         ordered = sorted(wanted)
         for i in range(0, len(ordered), 400):
             chunk = ordered[i : i + 400]
-            conds = [(col(Entry.dirname) == split(p)[0]) & (col(Entry.basename) == split(p)[1]) for p in chunk]
+            conds = [
+                (col(Entry.dirname) == split(p)[0]) & (col(Entry.basename) == split(p)[1])
+                for p in chunk
+            ]
             for e in s.exec(select(Entry).where(or_(*conds))).all():
                 found[e.path] = e
         for p in sorted(wanted, key=lambda x: x.count("/")):
@@ -511,7 +539,9 @@ class Namespace:
     def prefer(self, text: str, provider: str | None) -> EntryOut:
         path = self.path(text)
         if path == "/":
-            raise UsageError("set a preferred provider on a directory below / (the root has no entry)")
+            raise UsageError(
+                "set a preferred provider on a directory below / (the root has no entry)"
+            )
         pid = self._provider_row(provider).id if provider else None
         with self.db.session() as s:
             e = self._entry_or_none(path, s)
@@ -531,15 +561,31 @@ class Namespace:
             p = split(p)[0]
         if not chain:
             return None
-        conds = [(col(Entry.dirname) == split(p)[0]) & (col(Entry.basename) == split(p)[1]) for p in chain]
+        conds = [
+            (col(Entry.dirname) == split(p)[0]) & (col(Entry.basename) == split(p)[1])
+            for p in chain
+        ]
         rows = s.exec(
-            select(Entry).where(or_(*conds), col(Entry.preferred_provider_id).is_not(None), col(Entry.deleted_at).is_(None))
+            select(Entry).where(
+                or_(*conds),
+                col(Entry.preferred_provider_id).is_not(None),
+                col(Entry.deleted_at).is_(None),
+            )
         ).all()
         best = max(rows, key=lambda e: len(e.path), default=None)
         return best.preferred_provider_id if best else None
 
-    def _event(self, s: Session, action: str, path: str, provider: str | None = None, detail: dict[str, Any] | None = None) -> None:
-        s.add(Event(actor=_actor(), action=action, path=path, provider=provider, detail=detail or {}))
+    def _event(
+        self,
+        s: Session,
+        action: str,
+        path: str,
+        provider: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        s.add(
+            Event(actor=_actor(), action=action, path=path, provider=provider, detail=detail or {})
+        )
 
     def check_within(self, path: str, ancestor: str) -> None:
         if is_within(path, ancestor) and path != ancestor:
@@ -558,7 +604,7 @@ def _path_match(path: str, pattern: str) -> bool:
     """Glob on whole segments: `*` never crosses a '/'; a relative pattern matches the
     path's last segments, an absolute one the whole path."""
     segs, pats = path.strip("/").split("/"), pattern.strip("/").split("/")
-    if pattern.startswith("/") and len(segs) != len(pats) or len(pats) > len(segs):
+    if (pattern.startswith("/") and len(segs) != len(pats)) or len(pats) > len(segs):
         return False
     return all(fnmatchcase(a, b) for a, b in zip(segs[-len(pats) :], pats, strict=True))
 

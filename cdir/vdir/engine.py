@@ -50,9 +50,11 @@ def _with_retries(task: Task[T]) -> Outcome[T]:
 
 
 class Progress:
-    """A rich progress bar (files, bytes, rate) on stderr when it is a terminal; silent otherwise."""
+    """A rich progress bar (files, bytes, rate) on stderr if it is a terminal, else silent."""
 
-    def __init__(self, title: str, total_files: int, total_bytes: int, enabled: bool = True) -> None:
+    def __init__(
+        self, title: str, total_files: int, total_bytes: int, enabled: bool = True
+    ) -> None:
         self.title, self.total_files, self.total_bytes = title, total_files, total_bytes
         self.enabled = enabled
         self.files_done = 0
@@ -103,7 +105,9 @@ class Progress:
             self._bar.__exit__(None, None, None)
 
 
-def run(tasks: Iterable[Task[T]], parallel: int, progress: Progress | None = None) -> Iterator[Outcome[T]]:
+def run(
+    tasks: Iterable[Task[T]], parallel: int, progress: Progress | None = None
+) -> Iterator[Outcome[T]]:
     """Run tasks with at most `parallel` in flight; yield outcomes as they complete.
 
     Tasks are submitted lazily so a million-file plan does not sit in the pool's queue."""

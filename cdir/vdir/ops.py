@@ -7,6 +7,7 @@ only after its provider confirmed the write and the size was checked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -73,9 +74,17 @@ class VDir(Namespace):
         dest_path = self.path(dest)
         providers = self.resolve_providers(to)
         dest_entry = self._entry_or_none(dest_path)
-        if dest_entry is not None and dest_entry.kind == "file" and (len(sources) > 1 or Path(sources[0]).is_dir()):
+        if (
+            dest_entry is not None
+            and dest_entry.kind == "file"
+            and (len(sources) > 1 or Path(sources[0]).is_dir())
+        ):
             raise NotADirectory(f"not a directory: {dest_path}")
-        into = (dest_entry is not None and dest_entry.kind == "dir") or dest.endswith("/") or len(sources) > 1
+        into = (
+            (dest_entry is not None and dest_entry.kind == "dir")
+            or dest.endswith("/")
+            or len(sources) > 1
+        )
         files: list[FileJob] = []
         dirs: set[str] = set()
         for src in sources:
@@ -87,7 +96,11 @@ class VDir(Namespace):
             except OSError as exc:
                 raise CdirError(f"cannot read {src}: {exc.strerror}") from None
             if p.is_dir():
-                base = dest_path if (src.endswith("/") or not into) else join(dest_path, p.resolve().name)
+                base = (
+                    dest_path
+                    if (src.endswith("/") or not into)
+                    else join(dest_path, p.resolve().name)
+                )
                 dirs.add(base)
                 for lp, rel, lst in walk_local(p, recursive):
                     vp = normalize(rel, base) if rel else base
@@ -99,10 +112,21 @@ class VDir(Namespace):
                 vp = join(dest_path, p.name) if into else dest_path
                 vp = normalize(vp)
                 files.append(FileJob(vp, st.st_size, st.st_mtime_ns, p))
-        return self._write(files, dirs, providers, to_given=bool(to), parallel=parallel, progress=progress, action="put", upload=self._upload_local)
+        return self._write(
+            files,
+            dirs,
+            providers,
+            to_given=bool(to),
+            parallel=parallel,
+            progress=progress,
+            action="put",
+            upload=self._upload_local,
+        )
 
     def _upload_local(self, job: FileJob, prov: Provider) -> RemoteStat:
-        return self.backend(prov.name).put_file(job.source, remote_of(job.vpath), mtime_ns=job.mtime_ns)
+        return self.backend(prov.name).put_file(
+            job.source, remote_of(job.vpath), mtime_ns=job.mtime_ns
+        )
 
     # --- the shared write path --------------------------------------------------------------
     def _write(
@@ -135,10 +159,17 @@ class VDir(Namespace):
                 f.entry = e
                 alive = e is not None and e.deleted_at is None
                 current = {
-                    pid for pid, r in (reps.get(e.id or -1, {}) if alive and e else {}).items()
+                    pid
+                    for pid, r in (reps.get(e.id or -1, {}) if alive and e else {}).items()
                     if r.state == "current" and e is not None and r.generation == e.generation
                 }
-                f.changed = not (alive and e is not None and e.size == f.size and e.mtime_ns == f.mtime_ns and current)
+                f.changed = not (
+                    alive
+                    and e is not None
+                    and e.size == f.size
+                    and e.mtime_ns == f.mtime_ns
+                    and current
+                )
                 targets = {p.id: p for p in providers}
                 if f.changed and alive and e is not None:
                     # a new version goes to every provider that holds the file
@@ -166,7 +197,9 @@ class VDir(Namespace):
                 if out.error is not None:
                     f.failed[p.id] = str(out.error)
                 elif out.result.size != f.size:
-                    f.failed[p.id] = f"{p.name}: size mismatch after write ({out.result.size} != {f.size})"
+                    f.failed[p.id] = (
+                        f"{p.name}: size mismatch after write ({out.result.size} != {f.size})"
+                    )
                 else:
                     f.done[p.id] = out.result
                     report.bytes += f.size
@@ -181,14 +214,19 @@ class VDir(Namespace):
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
 
-    def _record(self, jobs: list[FileJob], reps: dict[int, dict[int, Replica]], action: str, report: TransferReport) -> None:
+    def _record(
+        self,
+        jobs: list[FileJob],
+        reps: dict[int, dict[int, Replica]],
+        action: str,
+        report: TransferReport,
+    ) -> None:
         """One transaction for a batch of finished files."""
         if not jobs:
             return
         with self.db.session() as s:
             for f in jobs:
-                for pid, err in f.failed.items():
-                    report.errors.append(err)
+                report.errors.extend(f.failed.values())
                 if not f.done:
                     report.failed += 1
                     continue
@@ -211,13 +249,17 @@ class VDir(Namespace):
                 mine = reps.get(e.id, {})
                 now = utcnow()
                 for pid, st in f.done.items():
-                    r = mine.get(pid) or Replica(entry_id=e.id, provider_id=pid, remote_path=remote_of(f.vpath))
+                    r = mine.get(pid) or Replica(
+                        entry_id=e.id, provider_id=pid, remote_path=remote_of(f.vpath)
+                    )
                     r.remote_path, r.size, r.mtime_ns = st.path, st.size, st.mtime_ns
                     r.fingerprint, r.generation, r.state = st.fingerprint, e.generation, "current"
                     r.last_checked, r.last_error = now, None
                     s.add(r)
                 for pid, err in f.failed.items():
-                    r = mine.get(pid) or Replica(entry_id=e.id, provider_id=pid, remote_path=remote_of(f.vpath), generation=0)
+                    r = mine.get(pid) or Replica(
+                        entry_id=e.id, provider_id=pid, remote_path=remote_of(f.vpath), generation=0
+                    )
                     r.state, r.last_error = "error", err[:500]
                     s.add(r)
                 if f.changed:
@@ -225,7 +267,13 @@ class VDir(Namespace):
                         if pid not in f.done and pid not in f.failed and r.state == "current":
                             r.state = "stale"
                             s.add(r)
-                self._event(s, action, f.vpath, None, {"to": sorted(f.done), "failed": sorted(f.failed), "generation": e.generation})
+                self._event(
+                    s,
+                    action,
+                    f.vpath,
+                    None,
+                    {"to": sorted(f.done), "failed": sorted(f.failed), "generation": e.generation},
+                )
 
     def _load(self, s: Session, paths: Sequence[str]) -> dict[str, Entry]:
         """Entries (tombstones too) at `paths`, in few queries: one per subtree for big sets."""
@@ -241,7 +289,11 @@ class VDir(Namespace):
             return out
         wanted = set(paths)
         root = os.path.commonpath(list(wanted))
-        for e in s.exec(select(Entry).where(subtree_clause(split(root)[0] if root in wanted else root)).execution_options(yield_per=5000)):
+        for e in s.exec(
+            select(Entry)
+            .where(subtree_clause(split(root)[0] if root in wanted else root))
+            .execution_options(yield_per=5000)
+        ):
             if e.path in wanted:
                 out[e.path] = e
         return out
@@ -250,7 +302,9 @@ class VDir(Namespace):
         out: dict[int, dict[int, Replica]] = {}
         real = [i for i in ids if i]
         for i in range(0, len(real), 900):
-            for r in s.exec(select(Replica).where(col(Replica.entry_id).in_(real[i : i + 900]))).all():
+            for r in s.exec(
+                select(Replica).where(col(Replica.entry_id).in_(real[i : i + 900]))
+            ).all():
                 out.setdefault(r.entry_id, {})[r.provider_id] = r
         return out
 
@@ -283,22 +337,33 @@ class VDir(Namespace):
         with self.db.session() as s:
             reps = self._replica_map(s, [e.id for e, _ in plan])
             provs = {p.id: p for p in s.exec(select(Provider)).all()}
-            prefs = {e.id: (e.preferred_provider_id or self.preferred_provider_id(s, e.path)) for e, _ in plan}
+            prefs = {
+                e.id: (e.preferred_provider_id or self.preferred_provider_id(s, e.path))
+                for e, _ in plan
+            }
         only = self._provider_row(provider).id if provider else None
         jobs = []
         for e, local in plan:
             if local.is_dir():
                 raise IsADirectory(f"local path is a directory: {local}")
             with_st = _local_stat(local)
-            if with_st is not None and with_st.st_size == e.size and with_st.st_mtime_ns == e.mtime_ns:
+            if (
+                with_st is not None
+                and with_st.st_size == e.size
+                and with_st.st_mtime_ns == e.mtime_ns
+            ):
                 report.skipped += 1
                 continue
             order = self._read_order(e, reps.get(e.id or -1, {}), provs, prefs.get(e.id), only)
             if not order:
                 report.failed += 1
-                report.errors.append(f"{e.path}: no current replica" + (f" on {provider}" if provider else ""))
+                report.errors.append(
+                    f"{e.path}: no current replica" + (f" on {provider}" if provider else "")
+                )
                 continue
-            jobs.append(engine.Task(e.path, e.size or 0, _bind(self._download, e, local, order), e.path))
+            jobs.append(
+                engine.Task(e.path, e.size or 0, _bind(self._download, e, local, order), e.path)
+            )
         with engine.Progress("get", len(jobs), sum(t.size for t in jobs), progress) as bar:
             for out in engine.run(jobs, parallel, bar):
                 if out.error is not None:
@@ -316,15 +381,28 @@ class VDir(Namespace):
             q = q.where(subtree_clause(vp)) if recursive else q.where(Entry.dirname == vp)
             return list(s.exec(q.order_by(col(Entry.dirname), col(Entry.basename))).all())
 
-    def _read_order(self, e: Entry, reps: dict[int, Replica], provs: dict[Any, Provider], pref: int | None, only: int | None) -> list[tuple[Provider, Replica]]:
+    def _read_order(
+        self,
+        e: Entry,
+        reps: dict[int, Replica],
+        provs: dict[Any, Provider],
+        pref: int | None,
+        only: int | None,
+    ) -> list[tuple[Provider, Replica]]:
         """Current replicas, best first: the preferred provider, then priority, then speed.
         Never a stale one."""
         cands = [
-            (provs[pid], r) for pid, r in reps.items()
-            if r.state == "current" and r.generation == e.generation and pid in provs and provs[pid].enabled
+            (provs[pid], r)
+            for pid, r in reps.items()
+            if r.state == "current"
+            and r.generation == e.generation
+            and pid in provs
+            and provs[pid].enabled
             and (only is None or pid == only)
         ]
-        cands.sort(key=lambda c: (c[0].id != pref, -c[0].priority, -(c[0].throughput_bps or 0), c[0].name))
+        cands.sort(
+            key=lambda c: (c[0].id != pref, -c[0].priority, -(c[0].throughput_bps or 0), c[0].name)
+        )
         return cands
 
     def _download(self, e: Entry, local: Path, order: list[tuple[Provider, Replica]]) -> None:
@@ -367,7 +445,16 @@ class VDir(Namespace):
             dp = join(dp, se.basename)
         self.check_within(dp, sp)
         sources = [se] if se.kind == "file" else self._files_below(sp, True)
-        files = [FileJob(join(dp, relative(e.path, sp)) if se.kind == "dir" else dp, e.size or 0, e.mtime_ns, e, hash=e.hash) for e in sources]
+        files = [
+            FileJob(
+                join(dp, relative(e.path, sp)) if se.kind == "dir" else dp,
+                e.size or 0,
+                e.mtime_ns,
+                e,
+                hash=e.hash,
+            )
+            for e in sources
+        ]
         with self.db.session() as s:
             reps = self._replica_map(s, [e.id for e in sources])
             provs = {p.id: p for p in s.exec(select(Provider)).all()}
@@ -382,24 +469,46 @@ class VDir(Namespace):
                 holders.setdefault(p.id or 0, p)
         targets = only or list(holders.values())
         dirs = {dp} if se.kind == "dir" else set()
-        return self._write(files, dirs, targets, to_given=bool(to), parallel=parallel, progress=progress, action="cp", upload=self._copy_one)
+        return self._write(
+            files,
+            dirs,
+            targets,
+            to_given=bool(to),
+            parallel=parallel,
+            progress=progress,
+            action="cp",
+            upload=self._copy_one,
+        )
 
     def _copy_one(self, job: FileJob, prov: Provider) -> RemoteStat:
-        src_entry, order = job.source
+        _src_entry, order = job.source
         dst = self.backend(prov.name)
         for p, r in order:  # same provider and server-side copy: no bytes through us
             if p.id == prov.id and dst.capabilities.server_side_copy:
-                return dst.copy(r.remote_path, remote_of(job.vpath)) if not _same(r.remote_path, job.vpath) else dst.stat(r.remote_path)
+                return (
+                    dst.copy(r.remote_path, remote_of(job.vpath))
+                    if not _same(r.remote_path, job.vpath)
+                    else dst.stat(r.remote_path)
+                )
         return self._stream(order, prov, remote_of(job.vpath), job.size, job.mtime_ns)
 
-    def _stream(self, order: list[tuple[Provider, Replica]], prov: Provider, remote: str, size: int, mtime_ns: int | None) -> RemoteStat:
+    def _stream(
+        self,
+        order: list[tuple[Provider, Replica]],
+        prov: Provider,
+        remote: str,
+        size: int,
+        mtime_ns: int | None,
+    ) -> RemoteStat:
         """Provider → provider without a temporary copy; the next replica on failure."""
         dst = self.backend(prov.name)
         last: CdirError | None = None
         for p, r in order:
             src = self.backend(p.name)
             try:
-                st = dst.put_stream(reader(src.read_chunks(r.remote_path)), remote, size=size, mtime_ns=mtime_ns)
+                st = dst.put_stream(
+                    reader(src.read_chunks(r.remote_path)), remote, size=size, mtime_ns=mtime_ns
+                )
             except CdirError as exc:
                 last = exc
                 continue
@@ -409,7 +518,15 @@ class VDir(Namespace):
         assert last is not None
         raise last
 
-    def replicate(self, text: str, to: Sequence[str], *, recursive: bool = False, parallel: int = 4, progress: bool = True) -> TransferReport:
+    def replicate(
+        self,
+        text: str,
+        to: Sequence[str],
+        *,
+        recursive: bool = False,
+        parallel: int = 4,
+        progress: bool = True,
+    ) -> TransferReport:
         """Bring a current copy of each file to the given providers."""
         if not to:
             raise UsageError("replicate needs --to PROVIDER[,PROVIDER…]")
@@ -426,7 +543,16 @@ class VDir(Namespace):
             if not order:
                 raise NotFound(f"{x.path}: no current replica to copy from")
             files.append(FileJob(x.path, x.size or 0, x.mtime_ns, (x, order), hash=x.hash))
-        return self._write(files, set(), targets, to_given=True, parallel=parallel, progress=progress, action="replicate", upload=self._copy_one)
+        return self._write(
+            files,
+            set(),
+            targets,
+            to_given=True,
+            parallel=parallel,
+            progress=progress,
+            action="replicate",
+            upload=self._copy_one,
+        )
 
     # --- mv ---------------------------------------------------------------------------------
     def mv(self, src: str, dst: str, *, parallel: int = 4, progress: bool = True) -> TransferReport:
@@ -455,7 +581,14 @@ class VDir(Namespace):
             new = dp if e.path == sp else join(dp, relative(e.path, sp))
             for pid, r in reps.get(e.id or -1, {}).items():
                 if r.state in ("current", "stale") and pid in provs:
-                    tasks.append(engine.Task((e, r, new), e.size or 0, _bind(self._move_one, provs[pid], r, remote_of(new)), f"{provs[pid].name}:{e.path}"))
+                    tasks.append(
+                        engine.Task(
+                            (e, r, new),
+                            e.size or 0,
+                            _bind(self._move_one, provs[pid], r, remote_of(new)),
+                            f"{provs[pid].name}:{e.path}",
+                        )
+                    )
         moved: dict[int, RemoteStat] = {}
         with engine.Progress("mv", len(tasks), sum(t.size for t in tasks), progress) as bar:
             for out in engine.run(tasks, parallel, bar):
@@ -466,9 +599,11 @@ class VDir(Namespace):
                 else:
                     report.errors.append(str(out.error))
         if se.kind == "dir":
-            self._tidy(sp, {r.provider_id for _e, r, _n in (t.key for t in tasks) if r.id in moved}, provs)
+            self._tidy(
+                sp, {r.provider_id for _e, r, _n in (t.key for t in tasks) if r.id in moved}, provs
+            )
         with self.db.session() as s:
-            for e, r, _new in (t.key for t in tasks):
+            for _e, r, _new in (t.key for t in tasks):
                 if r.id in moved:
                     r.remote_path, r.fingerprint = moved[r.id].path, moved[r.id].fingerprint
                 else:
@@ -497,14 +632,20 @@ class VDir(Namespace):
         b = self.backend(prov.name)
         if b.capabilities.server_side_move:
             return b.move(r.remote_path, new_remote)
-        st = b.copy(r.remote_path, new_remote) if b.capabilities.server_side_copy else b.put_stream(reader(b.read_chunks(r.remote_path)), new_remote, size=r.size, mtime_ns=r.mtime_ns)
+        st = (
+            b.copy(r.remote_path, new_remote)
+            if b.capabilities.server_side_copy
+            else b.put_stream(
+                reader(b.read_chunks(r.remote_path)), new_remote, size=r.size, mtime_ns=r.mtime_ns
+            )
+        )
         b.delete(r.remote_path)
         return st
 
     def _rename(self, s: Session, sp: str, dp: str) -> None:
         d, b = split(dp)
         for e in s.exec(select(Entry).where(subtree_clause(sp))).all():
-            e.dirname = dp + e.dirname[len(sp):]
+            e.dirname = dp + e.dirname[len(sp) :]
             s.add(e)
         top = self._entry_or_none(sp, s)
         assert top is not None
@@ -516,7 +657,14 @@ class VDir(Namespace):
         s.add(top)
 
     # --- rm ---------------------------------------------------------------------------------
-    def rm(self, paths: Sequence[str], *, recursive: bool = False, parallel: int = 4, progress: bool = True) -> TransferReport:
+    def rm(
+        self,
+        paths: Sequence[str],
+        *,
+        recursive: bool = False,
+        parallel: int = 4,
+        progress: bool = True,
+    ) -> TransferReport:
         """Tombstone in the catalog first, then delete every replica; failures stay visible
         as replicas in state `error` under the tombstone, to be retried."""
         t0 = time.perf_counter()
@@ -529,7 +677,11 @@ class VDir(Namespace):
             e = self.entry(vp)
             if e.kind == "dir" and not recursive:
                 with self.db.session() as s:
-                    child = s.exec(select(Entry.id).where(Entry.dirname == vp, col(Entry.deleted_at).is_(None)).limit(1)).first()
+                    child = s.exec(
+                        select(Entry.id)
+                        .where(Entry.dirname == vp, col(Entry.deleted_at).is_(None))
+                        .limit(1)
+                    ).first()
                 if child is not None:
                     raise IsADirectory(f"directory not empty: {vp} (use -r)")
             targets.append(e)
@@ -538,7 +690,17 @@ class VDir(Namespace):
         with self.db.session() as s:
             provs = {p.id: p for p in s.exec(select(Provider)).all()}
             for top in targets:
-                below = list(s.exec(select(Entry).where(subtree_clause(top.path), col(Entry.deleted_at).is_(None))).all()) if top.kind == "dir" else []
+                below = (
+                    list(
+                        s.exec(
+                            select(Entry).where(
+                                subtree_clause(top.path), col(Entry.deleted_at).is_(None)
+                            )
+                        ).all()
+                    )
+                    if top.kind == "dir"
+                    else []
+                )
                 ents = [top, *below]
                 reps = self._replica_map(s, [e.id for e in ents])
                 for e in ents:
@@ -547,20 +709,41 @@ class VDir(Namespace):
                 tree_provs: set[int] = set()
                 for e in ents:
                     for pid, r in reps.get(e.id or -1, {}).items():
-                        if top.kind == "dir" and r.remote_path.startswith(remote_of(top.path) + "/"):
+                        if top.kind == "dir" and r.remote_path.startswith(
+                            remote_of(top.path) + "/"
+                        ):
                             tree_provs.add(pid)
                         else:
-                            tasks.append(engine.Task(("file", r.id), e.size or 0, _bind(self._delete_file, provs[pid], r.remote_path), e.path))
+                            tasks.append(
+                                engine.Task(
+                                    ("file", r.id),
+                                    e.size or 0,
+                                    _bind(self._delete_file, provs[pid], r.remote_path),
+                                    e.path,
+                                )
+                            )
                 for pid in tree_provs:
-                    ids = [r.id for e in ents for p2, r in reps.get(e.id or -1, {}).items() if p2 == pid]
-                    tasks.append(engine.Task(("tree", ids), 0, _bind(self.backend(provs[pid].name).delete_tree, remote_of(top.path)), f"{provs[pid].name}:{top.path}"))
+                    ids = [
+                        r.id
+                        for e in ents
+                        for p2, r in reps.get(e.id or -1, {}).items()
+                        if p2 == pid
+                    ]
+                    tasks.append(
+                        engine.Task(
+                            ("tree", ids),
+                            0,
+                            _bind(self.backend(provs[pid].name).delete_tree, remote_of(top.path)),
+                            f"{provs[pid].name}:{top.path}",
+                        )
+                    )
                 report.files += sum(1 for e in ents if e.kind == "file")
                 self._event(s, "rm", top.path, None, {"entries": len(ents)})
         gone: list[int] = []
         failed: dict[int, str] = {}
         with engine.Progress("rm", len(tasks), 0, progress) as bar:
             for out in engine.run(tasks, parallel, bar):
-                kind, ids = out.task.key
+                _kind, ids = out.task.key
                 ids = ids if isinstance(ids, list) else [ids]
                 if out.error is None:
                     gone.extend(ids)
@@ -569,7 +752,9 @@ class VDir(Namespace):
                     failed.update(dict.fromkeys(ids, str(out.error)[:500]))
         with self.db.session() as s:
             for i in range(0, len(gone), 900):
-                for r in s.exec(select(Replica).where(col(Replica.id).in_(gone[i : i + 900]))).all():
+                for r in s.exec(
+                    select(Replica).where(col(Replica.id).in_(gone[i : i + 900]))
+                ).all():
                     s.delete(r)
             for i, err in failed.items():
                 r = s.get(Replica, i)
@@ -581,10 +766,8 @@ class VDir(Namespace):
         return report
 
     def _delete_file(self, prov: Provider, remote: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):  # already gone is what we wanted
             self.backend(prov.name).delete(remote)
-        except NotFound:
-            pass  # already gone is what we wanted
 
     # --- scan -------------------------------------------------------------------------------
     def scan(self, provider: str, text: str = "/") -> TransferReport:
@@ -594,7 +777,9 @@ class VDir(Namespace):
         vp = self.path(text)
         prov = self._provider_row(provider)
         b = self.backend(provider)
-        found: list[RemoteStat] = [st for st in b.list(remote_of(vp), recursive=True) if not st.name.startswith(TMP_PREFIX)]
+        found: list[RemoteStat] = [
+            st for st in b.list(remote_of(vp), recursive=True) if not st.name.startswith(TMP_PREFIX)
+        ]
         if vp != "/":
             top = b.stat(remote_of(vp)) if b.capabilities.empty_dirs else None
             if top is not None and top.kind == "file":
@@ -613,7 +798,9 @@ class VDir(Namespace):
                     path = "/" + st.path
                     e = existing.get(path)
                     if e is not None and e.deleted_at is None and e.kind == "dir":
-                        report.errors.append(f"{provider}:{path}: a file where the catalog has a directory")
+                        report.errors.append(
+                            f"{provider}:{path}: a file where the catalog has a directory"
+                        )
                         report.failed += 1
                         continue
                     if e is None or e.deleted_at is not None:
@@ -626,7 +813,11 @@ class VDir(Namespace):
                         report.files += 1
                     else:
                         prec = b.capabilities.mtime_precision_ns
-                        same = e.size == st.size and (e.mtime_ns is None or st.mtime_ns is None or abs(e.mtime_ns - st.mtime_ns) < max(prec, 1))
+                        same = e.size == st.size and (
+                            e.mtime_ns is None
+                            or st.mtime_ns is None
+                            or abs(e.mtime_ns - st.mtime_ns) < max(prec, 1)
+                        )
                         mine = reps.get(e.id or -1, {}).get(prov.id or -1)
                         if mine is not None and mine.fingerprint == st.fingerprint:
                             report.skipped += 1
@@ -636,8 +827,15 @@ class VDir(Namespace):
                         state = "current" if same else "conflict"
                         report.files += 1
                     assert e.id is not None and prov.id is not None
-                    r = reps.get(e.id, {}).get(prov.id) or Replica(entry_id=e.id, provider_id=prov.id, remote_path=st.path)
-                    r.remote_path, r.size, r.mtime_ns, r.fingerprint = st.path, st.size, st.mtime_ns, st.fingerprint
+                    r = reps.get(e.id, {}).get(prov.id) or Replica(
+                        entry_id=e.id, provider_id=prov.id, remote_path=st.path
+                    )
+                    r.remote_path, r.size, r.mtime_ns, r.fingerprint = (
+                        st.path,
+                        st.size,
+                        st.mtime_ns,
+                        st.fingerprint,
+                    )
                     r.generation = e.generation if state == "current" else r.generation
                     r.state, r.last_checked = state, utcnow()
                     s.add(r)
