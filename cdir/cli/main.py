@@ -499,6 +499,8 @@ def provider_add(
         typer.echo(p.model_dump_json(indent=2))
     elif not G.quiet:
         typer.echo(f"added provider {p.name} ({p.kind}: {p.root})")
+        for k, v in p.options.items():  # including what was pinned, e.g. an SSH host key
+            typer.echo(f"  {k} = {v}")
 
 
 @provider_app.command("list")

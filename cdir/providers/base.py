@@ -168,6 +168,11 @@ class Provider(ABC):
         """Raise a cdir error if the provider cannot be reached or used (for `provider test`)."""
         next(iter(self.list("")), None)
 
+    def pin(self) -> dict[str, Any]:
+        """Options learned when the provider is registered, shown to the user and stored with
+        it (an SSH host key, say); {} for most providers."""
+        return {}
+
     def close(self) -> None:  # noqa: B027 - optional hook; most providers hold nothing
         """Release connections."""
 

@@ -165,6 +165,11 @@ class Namespace:
             if s.exec(select(Provider).where(Provider.name == name)).first():
                 raise AlreadyExists(f"provider {name!r} already exists")
         backend = cls(name, root, plain, secrets)
+        pinned = backend.pin() if check else {}
+        if pinned:
+            backend.close()
+            plain.update(pinned)
+            backend = cls(name, root, plain, secrets)
         if check:
             try:
                 backend.check()

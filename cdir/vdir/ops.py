@@ -8,6 +8,7 @@ only after its provider confirmed the write and the size was checked.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,7 +34,7 @@ from cdir.schema import TransferReport
 from cdir.schema.paths import is_within, join, normalize, relative, split
 from cdir.vdir import engine
 from cdir.vdir.core import BATCH, Namespace, subtree_clause
-from cdir.vdir.streams import reader
+from cdir.vdir.streams import HashingChunks, reader
 
 
 @dataclass
@@ -505,10 +506,16 @@ class VDir(Namespace):
         last: CdirError | None = None
         for p, r in order:
             src = self.backend(p.name)
+            kinds = sorted(dst.capabilities.hash_kinds & set(hashlib.algorithms_guaranteed))
+            tee = HashingChunks(src.read_chunks(r.remote_path), kinds)
             try:
-                st = dst.put_stream(
-                    reader(src.read_chunks(r.remote_path)), remote, size=size, mtime_ns=mtime_ns
-                )
+                st = dst.put_stream(reader(iter(tee)), remote, size=size, mtime_ns=mtime_ns)
+                for kind, digest in tee.hexdigests().items():  # the bytes passed through us
+                    if st.hashes.get(kind, digest) != digest:
+                        dst.delete(remote)
+                        raise ProviderError(
+                            f"{prov.name}:{remote}: {kind} mismatch after copy from {p.name}"
+                        )
             except CdirError as exc:
                 last = exc
                 continue
