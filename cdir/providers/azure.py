@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
+import os
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -117,7 +119,13 @@ class AzureProvider(Provider):
         OptionSpec("timeout", "connect/read timeout in seconds", default=60),
     )
 
-    def __init__(self, name, root, options=None, secrets=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self,
+        name: str,
+        root: str,
+        options: Mapping[str, Any] | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(name, root, options, secrets)
         container, _, prefix = root.strip("/").partition("/")
         if not container:
@@ -164,40 +172,41 @@ class AzureProvider(Provider):
         timeout = float(self.opts.get("timeout") or 60)
         pool = _int(self.opts, "pool_size", 32)
         session = requests.Session()
-        # a pool big enough for --parallel threads times block concurrency; azure-core retries
-        adapter = _Adapter(pool_maxsize=pool, max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        self._http = session
         kw: dict[str, Any] = {
-            "transport": RequestsTransport(session=session, session_owner=True),
-            "connection_timeout": timeout,
-            "read_timeout": timeout,
+            # timeouts go to our transport: the client applies its own only to one it makes
+            "transport": RequestsTransport(
+                session=session, session_owner=True, connection_timeout=min(timeout, 20),
+                read_timeout=timeout, connection_data_block_size=256 * 1024),
             "max_single_put_size": self._single_put,
             "max_block_size": self._block,
             "max_single_get_size": 8 * MiB,
             "max_chunk_get_size": 4 * MiB,
             # the SDK default waits 15 s, then 18 s…; a short backoff, vdir retries above this
             "retry_policy": ExponentialRetry(
-                initial_backoff=1, increment_base=2, random_jitter_range=1,
+                initial_backoff=0.5, increment_base=2, random_jitter_range=0.5,  # type: ignore[arg-type]
                 retry_total=_int(self.opts, "retries", 3),
             ),
         }
         if self.opts.get("api_version"):
             kw["api_version"] = self.opts["api_version"]
-        with self._errors(""):
+        with self._errors(""), _bad_settings(self.name):
             if self._auth == "connection_string":
-                return BlobServiceClient.from_connection_string(
+                service = BlobServiceClient.from_connection_string(
                     self.secrets["connection_string"], **kw)
-            url = self.opts.get("account_url") or (
-                f"https://{self.opts['account_name']}.blob.core.windows.net")
-            cred: Any
-            if self._auth == "account_key":
-                cred = {"account_name": self.opts["account_name"],
-                        "account_key": self.secrets["account_key"]}
             else:
-                cred = self.secrets["sas_token"].lstrip("?")
-            return BlobServiceClient(url, credential=cred, **kw)
+                url = self.opts.get("account_url") or (
+                    f"https://{self.opts['account_name']}.blob.core.windows.net")
+                cred: Any
+                if self._auth == "account_key":
+                    cred = {"account_name": self.opts["account_name"],
+                            "account_key": self.secrets["account_key"]}
+                else:
+                    cred = self.secrets["sas_token"].lstrip("?")
+                service = BlobServiceClient(url, credential=cred, **kw)
+        # a pool big enough for --parallel threads times block concurrency
+        _tune(session, service.url, pool)
+        self._http = session
+        return service
 
     def _blob(self, path: str) -> BlobClient:
         return self._container().get_blob_client(self._key(path))
@@ -216,7 +225,7 @@ class AzureProvider(Provider):
         except CdirError:
             raise
         except Exception as exc:
-            if getattr(exc, "error_code", None) == "ContainerNotFound":
+            if _code(exc) == "ContainerNotFound":
                 raise NotFound(
                     f"{self.name}: container {self.container!r} does not exist") from exc
             err = translate(exc, ERRORS, self._what(path))
@@ -230,6 +239,14 @@ class AzureProvider(Provider):
             path, "file", int(p.size or 0), _mtime(p.metadata, p.last_modified),
             _etag(p.etag), {"md5": bytes(md5).hex()} if md5 else {},
         )
+
+    def _props(self, bc: BlobClient, path: str) -> BlobProperties:
+        try:
+            return bc.get_blob_properties()
+        except ResourceNotFoundError as exc:
+            if not _blob_missing(exc):
+                raise
+            raise self._missing(path) from exc
 
     def _missing(self, path: str) -> CdirError:
         """Why `path` has no blob: IsADirectory when blobs live below it, else NotFound."""
@@ -251,9 +268,8 @@ class AzureProvider(Provider):
             cc = self._container()
             if recursive:
                 seen: set[str] = set()
-                items = cc.list_blobs(name_starts_with=base, include=["metadata"],
-                                      results_per_page=self._page)
-                for b in items:
+                for b in cc.list_blobs(name_starts_with=base or None, include=["metadata"],
+                                       results_per_page=self._page):
                     found = True
                     rel = b.name[cut:]
                     # every ancestor below `path` is a directory (markers "x/" name only dirs)
@@ -271,14 +287,13 @@ class AzureProvider(Provider):
                     elif not parts[-1].startswith(TMP_PREFIX):
                         yield self._stat_props(rel, b)
             else:
-                items = cc.walk_blobs(name_starts_with=base, delimiter="/", include=["metadata"],
-                                      results_per_page=self._page)
-                for b in items:
+                for item in cc.walk_blobs(name_starts_with=base or None, delimiter="/",
+                                          include=["metadata"], results_per_page=self._page):
                     found = True
-                    if isinstance(b, BlobPrefix):
-                        yield RemoteStat(b.name[cut:].rstrip("/"), "dir")
-                    elif b.name != base and not b.name[len(base):].startswith(TMP_PREFIX):
-                        yield self._stat_props(b.name[cut:], b)
+                    if isinstance(item, BlobPrefix):
+                        yield RemoteStat(item.name[cut:].rstrip("/"), "dir")
+                    elif item.name != base and not item.name[len(base):].startswith(TMP_PREFIX):
+                        yield self._stat_props(item.name[cut:], item)
             if not found and path:
                 if self._blob(path).exists():
                     raise NotADirectory(f"{self._what(path)}: not a directory")
@@ -291,7 +306,7 @@ class AzureProvider(Provider):
             try:
                 return self._stat_props(path, self._blob(path).get_blob_properties())
             except ResourceNotFoundError as exc:
-                if exc.error_code == "ContainerNotFound":
+                if not _blob_missing(exc):
                     raise
             if self._is_dir(path):
                 return RemoteStat(path, "dir")
@@ -311,7 +326,7 @@ class AzureProvider(Provider):
             except HttpResponseError as exc:
                 if exc.status_code == 416:  # start at or past the end
                     return
-                if exc.status_code == 404 and exc.error_code != "ContainerNotFound":
+                if _blob_missing(exc):
                     raise self._missing(path) from exc
                 raise
             # later chunks are fetched with If-Match on the first response's etag
@@ -383,10 +398,17 @@ class AzureProvider(Provider):
                     f.cancel()
                 raise
         self._check_size(path, size, total)  # before the commit: the old blob stays
-        r = bc.commit_block_list(
-            ids, metadata=meta,
-            content_settings=ContentSettings(content_md5=bytearray(md5.digest())),
-        )
+        try:
+            r = bc.commit_block_list(
+                ids, metadata=meta,
+                content_settings=ContentSettings(content_md5=bytearray(md5.digest())),
+            )
+        except HttpResponseError as exc:
+            if _code(exc) != "InvalidBlockList":
+                raise
+            # a commit drops every uncommitted block of the blob, ours too
+            raise Conflict(f"{self._what(path)}: another upload to the same name committed "
+                           "first and discarded this one's blocks") from exc
         return r, total, md5
 
     def delete(self, path: str) -> None:
@@ -394,7 +416,7 @@ class AzureProvider(Provider):
             try:
                 self._blob(path).delete_blob(delete_snapshots="include")
             except ResourceNotFoundError as exc:
-                if exc.error_code == "ContainerNotFound":
+                if not _blob_missing(exc):
                     raise
                 raise self._missing(path) from exc
 
@@ -406,26 +428,27 @@ class AzureProvider(Provider):
                 b.name for b in cc.list_blobs(name_starts_with=key, results_per_page=self._page)
                 if not path or b.name == key or b.name.startswith(key + "/")
             ]
-            # Blob Batch: up to 256 deletes per request; already-gone blobs are fine
+            # Blob Batch: up to 256 deletes per request; already-gone blobs are fine. What the
+            # batch refused is deleted one by one, so a real error is raised, not ignored.
             for i in range(0, len(names), 256):
-                cc.delete_blobs(*names[i : i + 256], delete_snapshots="include",
-                                raise_on_any_failure=False)
+                part = names[i : i + 256]
+                replies = cc.delete_blobs(*part, delete_snapshots="include",
+                                          raise_on_any_failure=False)
+                for name, reply in zip(part, replies, strict=True):
+                    if reply.status_code not in (202, 404):
+                        with contextlib.suppress(ResourceNotFoundError):
+                            cc.delete_blob(name, delete_snapshots="include")
 
     def set_mtime(self, path: str, mtime_ns: int) -> RemoteStat:
         with self._errors(path):
             bc = self._blob(path)
-            try:
-                p = bc.get_blob_properties()
-            except ResourceNotFoundError as exc:
-                if exc.error_code == "ContainerNotFound":
-                    raise
-                raise self._missing(path) from exc
+            p = self._props(bc, path)
             # Set Blob Metadata replaces all keys: keep the others, only if nothing changed since
             meta = {**(p.metadata or {}), "mtime": _fmt_mtime(mtime_ns)}
             r = bc.set_blob_metadata(meta, etag=p.etag,
                                      match_condition=MatchConditions.IfNotModified)
             old = self._stat_props(path, p)
-            return RemoteStat(path, "file", old.size, mtime_ns, _etag(r["etag"]), old.hashes)
+            return RemoteStat(path, "file", old.size, mtime_ns, _etag(str(r["etag"])), old.hashes)
 
     def copy(self, src: str, dst: str) -> RemoteStat:
         with self._errors(src):
@@ -436,14 +459,9 @@ class AzureProvider(Provider):
         """Copy Blob (metadata and Content-MD5 come along) of the version we stat'ed first;
         returns the new stat and the source etag."""
         sb = self._blob(src)
-        try:
-            p = sb.get_blob_properties()
-        except ResourceNotFoundError as exc:
-            if exc.error_code == "ContainerNotFound":
-                raise
-            raise self._missing(src) from exc
+        p = self._props(sb, src)
         db = self._blob(dst)
-        r = db.start_copy_from_url(sb.url, source_etag=p.etag,
+        r: dict[str, Any] = db.start_copy_from_url(sb.url, source_etag=p.etag,
                                    source_match_condition=MatchConditions.IfNotModified)
         if r.get("copy_status") != "success":  # within one account it is normally synchronous
             r = self._wait_copy(db, dst)
@@ -491,6 +509,20 @@ class AzureProvider(Provider):
             self._http = None
 
 
+def _tune(session: requests.Session, url: str, pool: int) -> None:
+    """A connection pool of `pool`; proxies and CA bundle from the environment read once here:
+    with trust_env requests looks them (and ~/.netrc) up again on every request, which cost
+    ~8 ms per call, as much as a small upload to a local server. Retries are the SDK's."""
+    adapter = _Adapter(pool_maxsize=pool, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
+
+
 class _Adapter(requests.adapters.HTTPAdapter):
     """Bigger socket blocks than http.client's 8 KiB default: faster uploads."""
 
@@ -499,7 +531,26 @@ class _Adapter(requests.adapters.HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-def _int(opts: dict[str, Any], key: str, default: int) -> int:
+@contextmanager
+def _bad_settings(name: str) -> Iterator[None]:
+    """The SDK's ValueErrors while building a client (malformed connection string or URL)
+    are usage errors; their texts name no secret."""
+    try:
+        yield
+    except ValueError as exc:
+        raise UsageError(f"{name}: {str(exc).strip().splitlines()[0]}") from None
+
+
+def _code(exc: BaseException) -> str | None:
+    return getattr(exc, "error_code", None)
+
+
+def _blob_missing(exc: HttpResponseError) -> bool:
+    """A 404 about the blob, not the container."""
+    return exc.status_code == 404 and _code(exc) != "ContainerNotFound"
+
+
+def _int(opts: Mapping[str, Any], key: str, default: int) -> int:
     value = opts.get(key)
     try:
         return default if value in (None, "") else int(value)
