@@ -10,19 +10,25 @@ How the tree maps onto a bucket:
   (`dir/`) are read as directories.
 - The original mtime is kept in user metadata `mtime` (seconds with up to nine decimals, the
   format rclone uses, so both tools read each other's times); `Last-Modified` is only the upload
-  time and is reported when that metadata is missing.
+  time and is reported when that metadata is missing. ListObjectsV2 carries no metadata, so a
+  listing HEADs each file it has not seen before (in parallel; remembered by ETag and
+  Last-Modified, so a daemon listing the same tree again pays only for what changed);
+  `list_mtime=server` skips that and reports upload times.
+- Plain (single-part) ETags are MD5s and are reported as `md5`; multipart ETags (`…-N`) are
+  only fingerprints.
 - Writes are atomic for readers: one PutObject below `multipart_threshold`, a multipart upload
   (completed in one step) above it.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -34,6 +40,7 @@ from botocore.config import Config
 
 from cdir.errors import (
     AuthError,
+    CdirError,
     Conflict,
     ErrorRule,
     IsADirectory,
@@ -118,6 +125,7 @@ PRESETS: dict[str, dict[str, str | None]] = {
 }
 # a preset with endpoint_url None needs the option, except aws
 _ENDPOINT_OPTIONAL = {"aws"}
+_MTIME_CACHE = 500_000  # entries (~100 MB at most); cleared when full
 _PLACEHOLDER = re.compile(r"{(\w+)}")
 _PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -159,7 +167,7 @@ ERRORS: list[ErrorRule] = [
      Unavailable, True),
     (lambda e: isinstance(e, (*_NETWORK, ConnectionError, TimeoutError)), Unavailable, True),
     (lambda e: _code(e) in ("InvalidBucketName", "InvalidArgument", "KeyTooLongError")
-     or isinstance(e, bexc.ParamValidationError), UsageError, None),
+     or isinstance(e, bexc.ParamValidationError | bexc.ProfileNotFound), UsageError, None),
     (lambda e: isinstance(e, bexc.BotoCoreError), ProviderError, False),
 ]
 
@@ -342,6 +350,9 @@ class S3Provider(Provider):
         self._client: Any = None
         self._transfer: TransferConfig | None = None
         self._pool: ThreadPoolExecutor | None = None
+        # path → (ETag, listed Last-Modified, stored mtime), for listings (see list_mtime);
+        # our own writes drop the entry (Last-Modified may have whole seconds only)
+        self._mtimes: dict[str, tuple[str, int | None, int | None]] = {}
 
     # --- plumbing ---------------------------------------------------------------------------
     @property
@@ -379,8 +390,8 @@ class S3Provider(Provider):
             if self.secrets.get("session_token"):
                 keys["aws_session_token"] = self.secrets["session_token"]
         with translated(ERRORS, self._what("")):
-            session = boto3.session.Session(profile_name=o.get("profile") or None, **keys)
-            return session.client("s3", endpoint_url=self.endpoint_url, config=cfg)
+            return _new_client(o.get("profile") or None, endpoint_url=self.endpoint_url,
+                               config=cfg, **keys)
 
     @property
     def transfer(self) -> TransferConfig:
@@ -406,7 +417,7 @@ class S3Provider(Provider):
     def _what(self, path: str) -> str:
         return f"{self.name}:/{path}"
 
-    @contextmanager
+    @contextlib.contextmanager
     def _t(self, path: str) -> Iterator[None]:
         """`translated` with the bucket named when it is the bucket that is missing."""
         try:
@@ -432,16 +443,24 @@ class S3Provider(Provider):
 
     def _head_stat(self, path: str, head: Mapping[str, Any]) -> RemoteStat:
         etag = str(head.get("ETag", "")).strip('"')
-        mtime = parse_mtime((head.get("Metadata") or {}).get(META_MTIME))
+        meta = head.get("Metadata") or {}
+        mtime = parse_mtime(meta.get(META_MTIME))
         if mtime is None:
             mtime = _dt_ns(head.get("LastModified"))
-        return self._file_stat(path, int(head.get("ContentLength", 0)), etag, mtime, head)
+        st = self._file_stat(path, int(head.get("ContentLength", 0)), etag, mtime, head)
+        if not st.hashes and meta.get("md5chksum"):
+            # rclone stores the MD5 of its multipart uploads here (base64)
+            with contextlib.suppress(ValueError):
+                md5 = base64.b64decode(meta["md5chksum"], validate=True).hex()
+                if _PLAIN_MD5.match(md5):
+                    st = RemoteStat(path, "file", st.size, mtime, etag, {"md5": md5})
+        return st
 
     def _head(self, path: str) -> dict[str, Any] | None:
         """HeadObject, None when there is no such object (the bucket may still be missing)."""
         try:
             with self._t(path):
-                return self.client.head_object(Bucket=self.bucket, Key=self._key(path))  # type: ignore[no-any-return]
+                return self.client.head_object(Bucket=self.bucket, Key=self._key(path))
         except NotFound:
             return None
 
@@ -451,6 +470,13 @@ class S3Provider(Provider):
         with self._t(path):
             r = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
         return bool(r.get("KeyCount") or r.get("Contents"))
+
+    def _missing(self, path: str) -> CdirError:
+        """The error for a path with no object: a directory there, or nothing (the bucket
+        included: its absence raises here)."""
+        if path and self._is_dir(path):
+            return IsADirectory(f"{self._what(path)}: is a directory")
+        return NotFound(f"{self._what(path)}: not found")
 
     def _pages(self, path: str, prefix: str, delimiter: str | None) -> Iterator[dict[str, Any]]:
         kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": self.page_size}
@@ -473,18 +499,28 @@ class S3Provider(Provider):
                     self._pool = ThreadPoolExecutor(workers, thread_name_prefix="cdir-s3")
         return self._pool
 
-    def _with_meta_mtimes(self, files: list[RemoteStat]) -> Iterable[RemoteStat]:
+    def _with_meta_mtimes(self, files: Sequence[RemoteStat]) -> Iterable[RemoteStat]:
         """Replace listed Last-Modified times by the stored mtimes: HEADs run in parallel."""
         if self.list_mtime != "metadata" or not files:
             return files
 
         def one(s: RemoteStat) -> RemoteStat:
-            head = self._head(s.path)
-            if head is None:
-                return s  # deleted meanwhile: keep what the listing said
-            mtime = parse_mtime((head.get("Metadata") or {}).get(META_MTIME))
+            # ETag + Last-Modified change whenever the object or its metadata does, so an
+            # object seen before needs no second HEAD (a daemon lists the same tree again
+            # and again)
+            seen = self._mtimes.get(s.path)
+            if seen is not None and seen[:2] == (s.fingerprint, s.mtime_ns):
+                mtime = seen[2]
+            else:
+                head = self._head(s.path)
+                if head is None:
+                    return s  # deleted meanwhile: keep what the listing said
+                mtime = parse_mtime((head.get("Metadata") or {}).get(META_MTIME))
+                if len(self._mtimes) >= _MTIME_CACHE:
+                    self._mtimes.clear()
+                self._mtimes[s.path] = (s.fingerprint, s.mtime_ns, mtime)
             if mtime is None:
-                return s
+                return s  # no stored mtime: the upload time is all there is
             return RemoteStat(s.path, "file", s.size, mtime, s.fingerprint, s.hashes)
 
         return self._executor().map(one, files)
@@ -553,9 +589,7 @@ class S3Provider(Provider):
             with self._t(path):
                 resp = self.client.get_object(**kw)
         except NotFound:
-            if self._is_dir(path):
-                raise IsADirectory(f"{self._what(path)}: is a directory") from None
-            raise
+            raise self._missing(path) from None
         except ProviderError as exc:
             if _code(exc.__cause__ or exc) == "InvalidRange":
                 return  # start at or past the end (or an empty file): no bytes
@@ -594,6 +628,7 @@ class S3Provider(Provider):
     def put_stream(
         self, stream: BinaryIO, path: str, size: int | None = None, mtime_ns: int | None = None
     ) -> RemoteStat:
+        self._mtimes.pop(path, None)
         # Always store an mtime (now when none is given): put can then return the stat
         # without a HEAD, and stat/list report the same time.
         meta = self._meta(mtime_ns)
@@ -616,6 +651,7 @@ class S3Provider(Provider):
         return self._after_upload(path)
 
     def put_file(self, local: Path, path: str, mtime_ns: int | None = None) -> RemoteStat:
+        self._mtimes.pop(path, None)
         meta = self._meta(mtime_ns)
         local = Path(local)
         if local.is_dir():
@@ -630,15 +666,15 @@ class S3Provider(Provider):
         return self._after_upload(path)
 
     def delete(self, path: str) -> None:
+        self._mtimes.pop(path, None)
         # DeleteObject succeeds on missing keys; the interface wants NotFound, so look first
         if not path or self._head(path) is None:
-            if self._is_dir(path):
-                raise IsADirectory(f"{self._what(path)}: is a directory")
-            raise NotFound(f"{self._what(path)}: not found")
+            raise self._missing(path)
         with self._t(path):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(path))
 
     def delete_tree(self, path: str) -> None:
+        self._mtimes.clear()
         base = self._key(path) + "/" if path else self.prefix
         files: list[str] = []
         dirs: set[str] = set()
@@ -657,7 +693,7 @@ class S3Provider(Provider):
         # deepest first, after the files, so each folder is empty when its key goes
         self._delete_keys(path, sorted(dirs - set(files), key=lambda k: -k.count("/")))
 
-    def _delete_keys(self, path: str, keys: list[str]) -> None:
+    def _delete_keys(self, path: str, keys: Sequence[str]) -> None:
         for i in range(0, len(keys), 1000):
             batch = [{"Key": k} for k in keys[i:i + 1000]]
             with self._t(path):
@@ -678,7 +714,7 @@ class S3Provider(Provider):
             if size <= MAX_COPY:
                 r = self.client.copy_object(Bucket=self.bucket, Key=dst_key,
                                             CopySource=source, **extra)
-                return r.get("CopyObjectResult")  # type: ignore[no-any-return]
+                return r.get("CopyObjectResult")
             tc = TransferConfig(multipart_threshold=MAX_COPY, multipart_chunksize=512 * MiB,
                                 max_concurrency=self.transfer.max_concurrency,
                                 preferred_transfer_client="classic")
@@ -686,9 +722,16 @@ class S3Provider(Provider):
             return None
 
     def set_mtime(self, path: str, mtime_ns: int) -> RemoteStat:
+        try:
+            return self._set_mtime(path, mtime_ns)
+        finally:
+            # after the copy too: the ETag stays, and Last-Modified may keep its second
+            self._mtimes.pop(path, None)
+
+    def _set_mtime(self, path: str, mtime_ns: int) -> RemoteStat:
         head = self._head(path)
         if head is None:
-            raise NotFound(f"{self._what(path)}: not found")
+            raise self._missing(path)
         meta = dict(head.get("Metadata") or {})
         meta[META_MTIME] = format_mtime(mtime_ns)
         extra: dict[str, Any] = {"Metadata": meta, "MetadataDirective": "REPLACE"}
@@ -704,11 +747,12 @@ class S3Provider(Provider):
         return self._file_stat(path, int(head.get("ContentLength", 0)), etag, mtime_ns, head)
 
     def copy(self, src: str, dst: str) -> RemoteStat:
+        self._mtimes.pop(dst, None)
         head = self._head(src)
         if head is None:
-            if self._is_dir(src):
-                raise IsADirectory(f"{self._what(src)}: is a directory")
-            raise NotFound(f"{self._what(src)}: not found")
+            raise self._missing(src)
+        if src == dst:
+            return self._head_stat(src, head)  # S3 refuses a copy onto itself
         size = int(head.get("ContentLength", 0))
         r = self._server_copy(src, self._key(src), self._key(dst), size, {})
         if r is None:
@@ -723,6 +767,7 @@ class S3Provider(Provider):
     def move(self, src: str, dst: str) -> RemoteStat:
         st = self.copy(src, dst)
         if src != dst:
+            self._mtimes.pop(src, None)
             with self._t(src):
                 self.client.delete_object(Bucket=self.bucket, Key=self._key(src))
         return st
@@ -738,6 +783,20 @@ class S3Provider(Provider):
             pool.shutdown(wait=False)
         if client is not None:
             client.close()
+
+
+# One boto3 session per profile for the process: a new session reloads the service model
+# (~0.4 s), a client from a loaded one takes ~20 ms. Sessions are not thread-safe: the lock.
+_SESSIONS: dict[str | None, boto3.session.Session] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _new_client(profile: str | None, **kwargs: Any) -> Any:
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.get(profile)
+        if session is None:
+            session = _SESSIONS[profile] = boto3.session.Session(profile_name=profile)
+        return session.client("s3", **kwargs)
 
 
 def _flag(value: Any, default: bool) -> bool:

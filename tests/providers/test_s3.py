@@ -1,0 +1,205 @@
+"""The s3 provider against SeaweedFS: the conformance suite, plus what only S3 shows (presets,
+errors of the service, multipart uploads)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cdir.errors import AuthError, NotFound, Unavailable, UsageError
+from cdir.providers.s3 import PRESETS, S3Provider, format_mtime, parse_mtime
+from cdir.providers.testing import ProviderSuite, stream
+from tests.servers.s3 import S3Server, provider_config
+
+MiB = 1024 * 1024
+
+
+def make(server: S3Server, root: str | None = None, **options: object) -> S3Provider:
+    return server.provider(root, **options)
+
+
+class TestS3(ProviderSuite):
+    large_file_size = 20 * MiB  # above the 16 MiB default threshold: a multipart upload
+
+    @pytest.fixture
+    def provider(self, s3_server: S3Server) -> Iterator[S3Provider]:
+        p = make(s3_server, page_size=7)
+        yield p
+        p.close()
+
+
+@pytest.fixture
+def s3(s3_server: S3Server) -> Iterator[S3Provider]:
+    p = make(s3_server)
+    yield p
+    p.delete_tree("")
+    p.close()
+
+
+# --- presets and options (no network) ---------------------------------------------------------
+def test_presets_fill_endpoints() -> None:
+    def endpoint(**opts: str) -> tuple[str | None, str, str]:
+        p = S3Provider("p", "bucket", opts)
+        return p.endpoint_url, p.region, p.addressing_style
+
+    assert endpoint(preset="cloudflare-r2", account_id="abc123") == (
+        "https://abc123.r2.cloudflarestorage.com", "auto", "path")
+    assert endpoint(preset="wasabi") == ("https://s3.us-east-1.wasabisys.com", "us-east-1",
+                                         "virtual")
+    assert endpoint(preset="wasabi", region="eu-central-2")[0] == \
+        "https://s3.eu-central-2.wasabisys.com"
+    assert endpoint(preset="backblaze-b2", region="us-west-004")[0] == \
+        "https://s3.us-west-004.backblazeb2.com"
+    assert endpoint(preset="oracle", namespace="ns1", region="eu-frankfurt-1")[0] == \
+        "https://ns1.compat.objectstorage.eu-frankfurt-1.oraclecloud.com"
+    assert endpoint(preset="digitalocean-spaces", region="ams3")[0] == \
+        "https://ams3.digitaloceanspaces.com"
+    assert endpoint(preset="aws", region="eu-west-1") == (None, "eu-west-1", "virtual")
+    assert endpoint(preset="minio", endpoint_url="http://h:9000") == (
+        "http://h:9000", "us-east-1", "path")
+    # explicit options win over the preset
+    assert endpoint(preset="cloudflare-r2", account_id="a", endpoint_url="https://x",
+                    addressing_style="virtual") == ("https://x", "auto", "virtual")
+    assert set(PRESETS) >= {"aws", "wasabi", "backblaze-b2", "cloudflare-r2", "oracle",
+                            "idrive-e2", "digitalocean-spaces", "minio", "ceph", "seaweedfs"}
+
+
+@pytest.mark.parametrize(("opts", "option"), [
+    ({"preset": "cloudflare-r2"}, "account_id"),
+    ({"preset": "oracle", "region": "r"}, "namespace"),
+    ({"preset": "backblaze-b2"}, "region"),
+    ({"preset": "minio"}, "endpoint_url"),
+    ({"preset": "idrive-e2"}, "endpoint_url"),
+])
+def test_preset_without_its_placeholder_names_the_option(opts: dict[str, str], option: str) -> None:
+    with pytest.raises(UsageError, match=option):
+        S3Provider("p", "bucket", opts)
+
+
+def test_bad_options_and_roots() -> None:
+    with pytest.raises(UsageError, match="unknown preset"):
+        S3Provider("p", "bucket", {"preset": "nope"})
+    with pytest.raises(UsageError):
+        S3Provider("p", "", {})
+    p = S3Provider("p", "s3://bucket//some/prefix/", {})
+    assert (p.bucket, p.prefix) == ("bucket", "some/prefix/")
+
+
+def test_mtime_metadata_format() -> None:
+    assert format_mtime(1_600_000_000_123_456_789) == "1600000000.123456789"
+    assert format_mtime(1_600_000_000_000_000_000) == "1600000000"
+    assert format_mtime(-1_500_000_000) == "-1.5"
+    for ns in (0, 1, 1_600_000_000_123_456_789, -1_500_000_000, 999):
+        assert parse_mtime(format_mtime(ns)) == ns
+    assert parse_mtime("1600000000.5") == 1_600_000_000_500_000_000  # as rclone writes it
+    assert parse_mtime("garbage") is None
+
+
+# --- the service's errors ---------------------------------------------------------------------
+def test_bad_keys_raise_auth_error(s3_server: S3Server) -> None:
+    cfg = provider_config(s3_server)
+    p = S3Provider("t", cfg["root"], cfg["options"],
+                   {"access_key_id": s3_server.access_key, "secret_access_key": "wrong"})
+    with pytest.raises(AuthError) as err:
+        p.check()
+    assert "\n" not in str(err.value) and "wrong" not in str(err.value)
+    assert not err.value.retryable
+    with pytest.raises(AuthError):
+        p.put_stream(stream(b"x"), "f")
+    p.close()
+
+
+def test_missing_bucket_raises_not_found_naming_it(s3_server: S3Server) -> None:
+    p = make(s3_server, root="no-such-bucket/prefix")
+    for op in (p.check, lambda: p.stat("f"), lambda: list(p.list("")),
+               lambda: p.put_stream(stream(b"x"), "f")):
+        with pytest.raises(NotFound, match="bucket 'no-such-bucket' does not exist"):
+            op()
+    p.close()
+
+
+def test_closed_port_raises_retryable_unavailable(s3_server: S3Server) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = make(s3_server, endpoint_url=f"http://127.0.0.1:{port}", max_attempts=1)
+    with pytest.raises(Unavailable) as err:
+        p.check()
+    assert err.value.retryable and "\n" not in str(err.value)
+    p.close()
+
+
+# --- S3 specifics -------------------------------------------------------------------------------
+def test_multipart_above_threshold(s3: S3Provider, s3_server: S3Server, tmp_path: Path) -> None:
+    p = make(s3_server, root=s3.root, multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+    data = os.urandom(12 * MiB + 7)
+    src = tmp_path / "big"
+    src.write_bytes(data)
+    client = s3.client
+    for name, put in (("file", lambda: p.put_file(src, "file", mtime_ns=123)),
+                      ("stream", lambda: p.put_stream(stream(data), "stream", None, 123))):
+        st = put()
+        etag = client.head_object(Bucket=p.bucket, Key=p.prefix + name)["ETag"].strip('"')
+        assert etag.endswith("-3"), etag  # three 5 MiB parts
+        assert (st.fingerprint, st.size, st.mtime_ns, st.hashes) == (etag, len(data), 123, {})
+        assert p.read_bytes(name) == data
+    small = p.put_stream(stream(b"hello"), "small")
+    assert small.hashes == {"md5": "5d41402abc4b2a76b9719d911017c592"}  # a plain ETag is md5
+    # rclone's multipart uploads carry their MD5 in metadata
+    md5 = hashlib.md5(data)
+    client.upload_fileobj(io.BytesIO(data), p.bucket, p.prefix + "by-rclone",
+                          ExtraArgs={"Metadata": {"md5chksum": base64.b64encode(md5.digest())
+                                                  .decode()}},
+                          Config=p.transfer)  # 5 MiB parts
+    st = p.stat("by-rclone")
+    assert st.fingerprint.endswith("-3") and st.hashes == {"md5": md5.hexdigest()}
+    p.close()
+
+
+def test_no_marker_objects_and_foreign_markers_read_as_dirs(
+    s3: S3Provider, s3_server: S3Server
+) -> None:
+    s3.mkdir("empty")
+    s3.put_stream(stream(b"x"), "d/f")
+    client = s3.client
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3.bucket, Prefix=s3.prefix)
+            ["Contents"]]
+    assert keys == [s3.prefix + "d/f"]
+    client.put_object(Bucket=s3.bucket, Key=s3.prefix + "console-folder/", Body=b"")
+    assert {st.path: st.kind for st in s3.list("", recursive=True)} == {
+        "d": "dir", "d/f": "file", "console-folder": "dir"}
+    assert list(s3.list("console-folder")) == []
+
+
+def test_listed_mtimes(s3: S3Provider, s3_server: S3Server,
+                       monkeypatch: pytest.MonkeyPatch) -> None:
+    s3.put_stream(stream(b"x"), "f", mtime_ns=1_600_000_000_123_456_789)
+    exact = {st.path: st.mtime_ns for st in s3.list("")}
+    assert exact == {"f": 1_600_000_000_123_456_789}
+    # the stored mtime is remembered with the ETag and Last-Modified: no HEAD next time...
+    heads: list[str] = []
+    head = s3._head
+
+    def counted(path: str) -> dict[str, Any] | None:
+        heads.append(path)
+        return head(path)
+
+    monkeypatch.setattr(s3, "_head", counted)
+    assert [st.mtime_ns for st in s3.list("")] == [1_600_000_000_123_456_789]
+    assert heads == []
+    # ...until the object changes, even within Last-Modified's second
+    s3.set_mtime("f", 1_000_000_000_987_654_321)
+    assert [st.mtime_ns for st in s3.list("")] == [1_000_000_000_987_654_321]
+    assert heads[-1:] == ["f"]
+    fast = make(s3_server, root=s3.root, list_mtime="server")
+    (st,) = fast.list("")
+    assert st.mtime_ns is not None and st.mtime_ns > 1_700_000_000 * 10**9  # upload time
+    fast.close()
