@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, event, inspect, select
+from sqlalchemy import Connection, Engine, event, inspect, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -38,7 +39,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
@@ -73,7 +74,7 @@ def migrate(engine: Engine) -> int:
                 current = 0
                 models.SchemaVersion.__table__.create(conn)  # type: ignore[attr-defined]
             else:
-                rows = conn.execute(select(models.SchemaVersion.version)).scalars().all()  # type: ignore[arg-type]
+                rows = conn.execute(text("SELECT version FROM schema_version")).scalars().all()
                 current = max(rows, default=0)
             if current > SCHEMA_VERSION:
                 raise CatalogError(

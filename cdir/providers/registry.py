@@ -35,7 +35,7 @@ def load_provider_class(kind: str) -> type[Provider]:
         raise MissingDependency(
             f"provider kind {kind!r} needs {exc.name or 'an SDK'}: pip install 'cdir[{extra}]'"
         ) from exc
-    return cls  # type: ignore[no-any-return]
+    return cls
 
 
 def open_provider(

@@ -24,6 +24,7 @@ import calendar
 import dataclasses
 import email.utils
 import io
+import itertools
 import threading
 import uuid
 import xml.etree.ElementTree as ET
@@ -264,17 +265,17 @@ class WebDAVProvider(Provider):
             type(self).capabilities, set_mtime=self.mtime_method != "none")
         self._checksums = bool(preset["checksums"])
         self._username = str(self.opts.get("username") or "")
-        url = self.opts.get("url") or preset["url"]
+        url = str(self.opts.get("url") or "")
         if not url:
-            raise UsageError(f"{name}: give url (or a preset with host and username)")
-        fields = {"host": self.opts.get("host") or preset.get("host"),
-                  "username": quote(self._username, safe="")}
-        try:
-            url = str(url).format(**fields) if "{" in str(url) else str(url)
-        except KeyError as exc:
-            raise UsageError(f"{name}: preset {preset_name} needs option {exc.args[0]}") from exc
-        if "{host}" in str(preset["url"] or "") and not fields["host"] and not self.opts.get("url"):
-            raise UsageError(f"{name}: preset {preset_name} needs option host")
+            template = preset["url"]
+            host = self.opts.get("host") or preset.get("host")
+            if not template:
+                raise UsageError(f"{name}: give url (or a preset with host and username)")
+            for needed, have in (("host", host), ("username", self._username)):
+                if "{" + needed + "}" in template and not have:
+                    raise UsageError(f"{name}: preset {preset_name} needs option {needed}")
+            url = template.format(host=str(host).strip("/"),
+                                  username=quote(self._username, safe=""))
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"{name}: url must be http(s)://host/path, got {parts.scheme}://…")
@@ -287,6 +288,8 @@ class WebDAVProvider(Provider):
             netloc += f":{parts.port}"
         self._origin = f"{parts.scheme}://{netloc}"
         self.url = self._origin + parts.path.rstrip("/")  # shown in messages: no credentials
+        if "url" in self.opts:  # options may be stored in the clear: keep secrets out of them
+            self.opts["url"] = self.url
         base = [unquote(s) for s in parts.path.split("/") if s]
         self._root_segs = [s for s in (root or "").split("/") if s]
         self._base_segs = base
@@ -299,6 +302,7 @@ class WebDAVProvider(Provider):
         # Collections known to exist (keys relative to the URL), so each parent gets at most one
         # MKCOL per process; "" is the URL's collection, which must exist.
         self._known_dirs: set[str] = {""}
+        self._dir_locks: dict[str, threading.Lock] = {}
         self._mangles_destination: bool | None = None  # probed on the first risky name
 
     # --- plumbing --------------------------------------------------------------------------
@@ -351,7 +355,7 @@ class WebDAVProvider(Provider):
 
     def _abs(self, key: str) -> str:
         """Decoded absolute path of `key` on the server, as href_path gives it."""
-        return "/" + "/".join([*self._base_segs, *([key] if key else [])])
+        return ("/" + "/".join([*self._base_segs, *([key] if key else [])])).rstrip("/")
 
     def _send(self, method: str, key: str, *, collection: bool = False,
               headers: Mapping[str, str] | None = None, content: Any = None,
@@ -408,21 +412,46 @@ class WebDAVProvider(Provider):
             have -= 1  # mkdir asks: make sure, the cache may be stale
             if have < 0:
                 return
+        last, restart = 0, False
         for level in range(have + 1, len(segs) + 1):
             sub = "/".join(segs[:level])
-            resp = self._send("MKCOL", sub, collection=True, ok=(405, 409))
-            if resp.status_code == 409:  # a parent we believed in is gone
-                if retry and have > 0:
-                    self._forget_dirs("/".join(segs[:have]))
-                    self._ensure_dirs(key, exact=exact, retry=False)
-                    return
-                raise DAVStatus("MKCOL", 409)
-            # 405: something exists there; mkdir needs it to be a collection
-            if (resp.status_code == 405 and exact and level == len(segs)
-                    and self._stat_key(sub, sub).kind != "dir"):
-                raise AlreadyExists(f"{self._what_key(sub)}: a file is in the way")
-            with self._lock:
-                self._known_dirs.add(sub)
+            check = exact and level == len(segs)
+            with self._dir_lock(sub):  # one MKCOL per collection, even from many threads
+                if sub in self._known_dirs and not check:
+                    last = 201
+                    continue
+                status = self._mkcol(sub)
+                if status in (404, 409) and last == 405:  # the level above may be a file
+                    self._file_in_the_way(sub.rpartition("/")[0])
+                if status in (404, 409):  # a parent we believed in is gone
+                    status = 409
+                    if retry and have > 0:
+                        self._forget_dirs("/".join(segs[:have]))
+                        restart = True
+                        break
+                    raise DAVStatus("MKCOL", 409)
+                # 405: something exists there; mkdir needs it to be a collection
+                if status == 405 and check and self._stat_key(sub, sub).kind != "dir":
+                    raise AlreadyExists(f"{self._what_key(sub)}: a file is in the way")
+                last = status
+                with self._lock:
+                    self._known_dirs.add(sub)
+        if restart:  # once more from the top, without trusting the cache
+            self._ensure_dirs(key, exact=exact, retry=False)
+
+    def _mkcol(self, key: str) -> int:
+        """MKCOL one collection: 201 made, 405 something is there, 409 (404) no parent."""
+        status = self._send("MKCOL", key, collection=True, ok=(404, 405, 409, 500)).status_code
+        if status == 500:  # wsgidav, when another client made it a moment ago
+            with suppress(NotFound):
+                if self._stat_key(key, key).kind == "dir":
+                    return 405
+            raise DAVStatus("MKCOL", 500)
+        return status
+
+    def _dir_lock(self, key: str) -> threading.Lock:
+        with self._lock:
+            return self._dir_locks.setdefault(key, threading.Lock())
 
     def _move_into_place(self, src: str, dst: str, method: str = "MOVE") -> None:
         """MOVE (or COPY) `src` onto `dst`, replacing a file there but never a collection."""
@@ -629,30 +658,53 @@ class WebDAVProvider(Provider):
 
     def _upload(self, stream: BinaryIO, key: str, parent: str, size: int | None,
                 headers: dict[str, str]) -> int:
-        """PUT the stream to `key`: small known sizes in one piece, else streamed (chunked
-        when the size is unknown). A 409 (a parent removed behind our back, so the collection
-        cache lied) is retried once when the body can be sent again. Returns the status."""
+        """PUT the stream to `key`: up to SMALL_BODY in one piece (also when the size is not
+        given but the stream is that short), else streamed (chunked when the size is unknown).
+        A 409 (a parent removed behind our back, so the collection cache lied) is retried once
+        when the body can be sent again. Returns the status (405: a collection is there)."""
         body: bytes | Iterator[bytes]
         pos: int | None = None
         if size is not None and size <= SMALL_BODY:
             body = _read_exact(stream, size)
+        elif size is None and len(head := _read_up_to(stream, SMALL_BODY + 1)) <= SMALL_BODY:
+            body, size = head, len(head)
         else:
             with suppress(AttributeError, OSError, ValueError):
-                pos = stream.tell() if stream.seekable() else None
-            body = _chunks(stream, size)
+                pos = stream.tell() if stream.seekable() and size is not None else None
+            body = _chunks(stream, size) if size is not None else \
+                itertools.chain([head], _chunks(stream, None))
         if size is not None:
             headers = {**headers, "Content-Length": str(size)}
-        resp = self._send("PUT", key, headers=headers, content=body, ok=(405, 409))
+        resp = self._send("PUT", key, headers=headers, content=body, ok=(404, 405, 409))
+        if resp.status_code == 404:  # rclone's answer when the parent is a file
+            self._file_in_the_way(parent)
+            raise DAVStatus("PUT", 404)
         if resp.status_code != 409:
-            return resp.status_code  # 405: a collection is there
+            return resp.status_code
+        self._forget_dirs(parent)
+        self._file_in_the_way(parent)
         if not isinstance(body, bytes):
             if pos is None:
-                raise DAVStatus("PUT", 409)
+                raise Conflict(f"{self._what_key(key)}: a parent directory vanished during the "
+                               "upload", retryable=True)  # a retry MKCOLs it again
             stream.seek(pos)
             body = _chunks(stream, size)
-        self._forget_dirs(parent)
         self._ensure_dirs(parent)
         return self._send("PUT", key, headers=headers, content=body, ok=(405,)).status_code
+
+    def _file_in_the_way(self, key: str) -> None:
+        """After a 409 or 404: NotADirectory if `key`, a would-be parent, or one of its
+        ancestors is a file (walking up over missing levels; this is only on error paths)."""
+        root = self._key("")
+        while key and key != root:
+            try:
+                kind = self._stat_key(key, key).kind
+            except (NotFound, DAVStatus):
+                key = key.rpartition("/")[0]
+                continue
+            if kind == "file":
+                raise NotADirectory(f"{self._what_key(key)}: not a directory")
+            return
 
     def delete(self, path: str) -> None:
         rel = self._rel(path)
@@ -728,7 +780,13 @@ class WebDAVProvider(Provider):
                 moved = self.copy(s, d)
                 self._send("DELETE", skey)
                 return moved
-            self._move_into_place(skey, dkey)
+            try:
+                self._move_into_place(skey, dkey)
+            except DAVStatus as exc:
+                # some servers (rclone) answer 403 for a missing source: say NotFound then
+                if exc.status in (403, 409):
+                    self._stat_key(s, skey)
+                raise
             self._forget_dirs(skey)
             return self._stat_key(d, dkey)
 
@@ -771,6 +829,19 @@ class _ChunkReader(io.RawIOBase):
         buffer[:n] = self._buf[:n]
         self._buf = self._buf[n:]
         return n
+
+
+def _read_up_to(stream: BinaryIO, limit: int) -> bytes:
+    """Up to `limit` bytes, fewer only at the end of the stream."""
+    parts = []
+    left = limit
+    while left > 0:
+        chunk = stream.read(left)
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
 
 
 def _read_exact(stream: BinaryIO, size: int) -> bytes:

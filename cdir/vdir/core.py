@@ -211,13 +211,13 @@ class Namespace:
                     f"provider {name!r} holds {n} replica(s); use --force to forget them "
                     "(the files stay on the provider)"
                 )
-            s.exec(delete(Replica).where(col(Replica.provider_id) == row.id))  # type: ignore[call-overload]
+            s.exec(delete(Replica).where(col(Replica.provider_id) == row.id))
             s.exec(
-                update(Entry)  # type: ignore[call-overload]
+                update(Entry)
                 .where(col(Entry.preferred_provider_id) == row.id)
                 .values(preferred_provider_id=None)
             )
-            s.exec(delete(Provider).where(col(Provider.id) == row.id))  # type: ignore[call-overload]
+            s.exec(delete(Provider).where(col(Provider.id) == row.id))
             self._event(s, "provider.remove", "/", name, {"replicas": n})
         if row.secret_ref:
             self.vault.delete(row.secret_ref)
@@ -525,7 +525,7 @@ class Namespace:
             for e in s.exec(select(Entry).where(or_(*conds))).all():
                 found[e.path] = e
         for p in sorted(wanted, key=lambda x: x.count("/")):
-            e = found.get(p)
+            e = found.get(p)  # type: ignore[assignment]
             if e is not None and e.deleted_at is None:
                 if e.kind != "dir":
                     raise NotADirectory(f"not a directory: {p}")

@@ -601,7 +601,7 @@ class VDir(Namespace):
             for out in engine.run(tasks, parallel, bar):
                 e, r, new = out.task.key
                 if out.error is None:
-                    moved[r.id] = out.result
+                    moved[r.id or 0] = out.result
                     report.bytes += out.task.size
                 else:
                     report.errors.append(str(out.error))
@@ -746,8 +746,8 @@ class VDir(Namespace):
                     )
                 report.files += sum(1 for e in ents if e.kind == "file")
                 self._event(s, "rm", top.path, None, {"entries": len(ents)})
-        gone: list[int] = []
-        failed: dict[int, str] = {}
+        gone: list[int | None] = []
+        failed: dict[int | None, str] = {}
         with engine.Progress("rm", len(tasks), 0, progress) as bar:
             for out in engine.run(tasks, parallel, bar):
                 _kind, ids = out.task.key
@@ -763,11 +763,11 @@ class VDir(Namespace):
                     select(Replica).where(col(Replica.id).in_(gone[i : i + 900]))
                 ).all():
                     s.delete(r)
-            for i, err in failed.items():
-                r = s.get(Replica, i)
-                if r is not None:
-                    r.state, r.last_error = "error", err
-                    s.add(r)
+            for rid, err in failed.items():
+                failed_rep = s.get(Replica, rid)
+                if failed_rep is not None:
+                    failed_rep.state, failed_rep.last_error = "error", err
+                    s.add(failed_rep)
         report.failed = len(failed)
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
