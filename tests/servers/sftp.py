@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ class SFTPServer:
     host: str
     port: int
     username: str
-    private_key: str  # OpenSSH text of the client key
+    private_key: str = field(repr=False)  # OpenSSH text of the client key
     key_file: Path  # the same key on disk (for rclone)
     host_key: str  # pinned fingerprint, "ssh-ed25519 SHA256:..."
     known_hosts: Path  # an OpenSSH known_hosts file with the host key (for rclone)
