@@ -858,6 +858,13 @@ class SFTPProvider(Provider):
                 raise
             return self._stat(dst, c.attrs(c.send(CMD_STAT, _enc(fd))))
 
+    def pin(self) -> dict[str, Any]:
+        """At registration with no `host_key` given: trust this first key and pin it (it is
+        shown to the user); every later connection must present the same key."""
+        if self._pin is not None:
+            return {}
+        return {"host_key": fetch_host_key(self.host, self.port, self.timeout)}
+
     def check(self) -> None:
         with self._conn("") as c:
             try:

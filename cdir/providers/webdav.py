@@ -12,6 +12,12 @@ How the tree maps onto the server:
   infinity); each answer is parsed while it streams in.
 - Writes are atomic for readers: PUT to a temporary name (`TMP_PREFIX…`) in the same collection,
   then MOVE onto the final name. A MOVE never replaces a directory (it would delete the tree).
+  Parents are made with one MKCOL per collection per process (a cache of known collections,
+  corrected when the server says a parent is gone). Some servers lose `?`, `;` or `#` from a
+  MOVE/COPY Destination (wsgidav 4.4); this is probed once, and names with them are then
+  written in place on such a server (not atomic there).
+- One put is PUT + MOVE (+ PROPPATCH for the mtime) + one PROPFIND: the ETag of a PUT answer may
+  predate the mtime change, so the returned stat is read back rather than guessed.
 - Modification times (whole seconds) are kept by the configured `mtime_method`: PROPPATCH of
   `{DAV:}getlastmodified` (wsgidav and other RFC servers that allow it), the `X-OC-Mtime`
   header on PUT (Nextcloud, ownCloud, `rclone serve webdav`), or not at all.
@@ -227,7 +233,8 @@ class WebDAVProvider(Provider):
         server_side_move=True,
     )
     options = (
-        OptionSpec("root", "path below the URL that holds the files ('' = the URL itself)"),
+        OptionSpec("root", "path below the URL that holds the files ('' = the URL itself)",
+                   default=""),
         OptionSpec("url", "base URL, e.g. https://cloud.example.com/remote.php/dav/files/USER "
                           "(built from host/username by a preset)"),
         OptionSpec("preset", "nextcloud, owncloud, pcloud or generic", default="generic"),
@@ -551,7 +558,7 @@ class WebDAVProvider(Provider):
                     el = event[-1]
                     if not isinstance(el, ET.Element) or el.tag != DAV + "response":
                         continue
-                    href = href_path(el.findtext(DAV + "href") or "")
+                    href = href_path((el.findtext(DAV + "href") or "").strip())
                     props = _props(el)
                     el.clear()
                     # The collection itself is in its own answer; servers put it first.

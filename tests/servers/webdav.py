@@ -9,9 +9,11 @@ Both run on a free 127.0.0.1 port with a fresh data dir for the whole session.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,24 +37,27 @@ class WebDAVServer:
     mtime_method: str  # how this server lets a client set modification times
     flavour: str  # "wsgidav" or "rclone"
 
+    def fresh_root(self) -> str:
+        """A unique directory below the share: a new, empty root for one test or benchmark."""
+        return f"r-{uuid.uuid4().hex[:12]}"
 
-def provider_config(server: WebDAVServer) -> tuple[dict[str, Any], dict[str, str]]:
-    """(options, secrets) for a `webdav` provider on this server."""
-    options = {
-        "url": server.url,
-        "preset": "generic",
-        "username": server.username,
-        "mtime_method": server.mtime_method,
+
+def provider_config(server: WebDAVServer, root: str | None = None) -> dict[str, Any]:
+    """`cdir provider add` inputs for this server: kind, root, options and secrets."""
+    return {
+        "kind": "webdav",
+        "root": root if root is not None else server.fresh_root(),
+        "options": {"url": server.url, "preset": "generic", "username": server.username,
+                    "mtime_method": server.mtime_method},
+        "secrets": {"password": server.password},
     }
-    return options, {"password": server.password}
 
 
 def rclone_env(server: WebDAVServer, name: str = "DAV") -> dict[str, str]:
-    """Env vars that define an rclone remote `name:` for this server (use with RCLONE_CONFIG
-    pointing at an empty file). The password is given obscured, as rclone expects."""
-    from subprocess import check_output
-
-    obscured = check_output([_rclone(), "obscure", server.password], text=True).strip()
+    """Env vars defining rclone remote `name` for this server (with RCLONE_CONFIG pointing at
+    an empty file); paths on it are `NAME:root/...`. The password goes obscured, as rclone
+    expects it."""
+    obscured = subprocess.check_output([_rclone(), "obscure", server.password], text=True).strip()
     prefix = f"RCLONE_CONFIG_{name.upper()}_"
     return {
         prefix + "TYPE": "webdav",
@@ -74,7 +79,7 @@ def _rclone() -> str:
 def _answers(url: str) -> bool:
     """True once the server answers HTTP at all (401 without credentials counts)."""
     try:
-        urllib.request.urlopen(url, timeout=1)  # noqa: S310 - loopback test server
+        urllib.request.urlopen(url, timeout=1)
     except urllib.error.HTTPError:
         return True
     return True
@@ -130,6 +135,9 @@ def webdav_oc_server() -> Iterator[WebDAVServer]:
             _rclone(), "serve", "webdav", str(data),
             "--addr", f"127.0.0.1:{port}", "--user", USER, "--pass", PASSWORD,
             "--config", str(empty_config),
+            # ETag = MD5 of the content; the default (mtime+size) would not change when a
+            # same-size file is rewritten with the same mtime.
+            "--etag-hash", "MD5",
         ]
         url = f"http://127.0.0.1:{port}"
         with running(cmd, lambda: _answers(url + "/"), "rclone serve webdav"):
