@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
 bash scripts/install-test-servers.sh
-.venv/bin/ruff check cdir tests benchmarks
+.venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"
