@@ -252,3 +252,12 @@ def test_mv_prefer_scan_and_provider_remove(two: Any, tmp_path: Path) -> None:
 def test_version_and_help(cli: Any) -> None:
     assert cli("--version").out.startswith("cdir ")
     assert "put" in cli("--help").out
+
+
+def test_a_password_inside_a_url_goes_to_the_vault(cli: Any, home: Path) -> None:
+    r = cli("provider", "add", "dav", "--kind", "webdav", "--root", "/", "--no-check",
+            "-O", "url=http://bob:hunter2-secret@127.0.0.1:9/dav")
+    assert r.code == 0, r.err
+    assert b"hunter2-secret" not in (home / "catalog.db").read_bytes()
+    for args in (["config", "list"], ["provider", "list", "-o", "json"]):
+        assert "hunter2-secret" not in cli(*args).out

@@ -134,10 +134,15 @@ def test_a_server_that_is_down_leaves_the_catalog_unchanged(cli: Any, s3_server:
     assert json.loads(cli("status", "/", "-r", "-o", "json").out) == []
 
 
-def test_the_host_key_is_shown_and_pinned_at_provider_add(cli: Any, sftp_server: Any) -> None:
+def test_the_host_key_is_shown_and_pinned_at_provider_add(cli: Any, sftp_server: Any, tmp_path: Path) -> None:
     cfg = sftp.provider_config(sftp_server)
-    unpinned = {**cfg, "options": {k: v for k, v in cfg["options"].items() if k != "host_key"}}
-    r = add(cli, "ssh", unpinned)
+    key = tmp_path / "id_ed25519"
+    key.write_text(cfg["secrets"]["private_key"])
+    args = ["provider", "add", "ssh", "--kind", "sftp", "--root", cfg["root"], "-S", f"private_key=@{key}"]
+    for k, v in cfg["options"].items():
+        if k != "host_key":
+            args += ["-O", f"{k}={v}"]
+    r = cli(*args)
     assert r.code == 0, r.err
     assert f"host_key = {sftp_server.host_key}" in r.out
     [prov] = json.loads(cli("provider", "list", "-o", "json").out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -466,6 +467,13 @@ def _parse_options(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+def _read_secret(path: str) -> str:
+    try:
+        return Path(path).expanduser().read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read secret file {path}: {exc.strerror}") from None
+
+
 @provider_app.command("add")
 def provider_add(
     name: Annotated[str, typer.Argument(help="A name you choose, e.g. laptop, s3-eu")],
@@ -478,7 +486,11 @@ def provider_add(
     ] = None,
     secret: Annotated[
         list[str] | None,
-        typer.Option("--secret", "-S", help="NAME (asked for; stored in the vault)"),
+        typer.Option(
+            "--secret",
+            "-S",
+            help="NAME (prompted) or NAME=@FILE (read from a file); kept in the vault",
+        ),
     ] = None,
     priority: Annotated[int, typer.Option("--priority", help="Higher is read first")] = 0,
     location: Annotated[
@@ -490,8 +502,11 @@ def provider_add(
 ) -> None:
     """Register a provider; secrets go to the encrypted vault, never the catalog."""
     opts = _parse_options(option)
-    for s in secret or []:
-        opts[s.replace("-", "_")] = typer.prompt(f"{s}", hide_input=True)
+    for s in secret or []:  # NAME prompts (one line); NAME=@FILE reads a key file
+        name_, _, src = s.partition("=@")
+        opts[name_.replace("-", "_")] = (
+            _read_secret(src) if src else typer.prompt(name_, hide_input=True)
+        )
     p = G.open().add_provider(
         name, kind, root, opts, priority=priority, location=location, check=not no_check
     )

@@ -165,6 +165,9 @@ class Namespace:
             if s.exec(select(Provider).where(Provider.name == name)).first():
                 raise AlreadyExists(f"provider {name!r} already exists")
         backend = cls(name, root, plain, secrets)
+        # what the provider made of its inputs is what gets stored (a password found inside a
+        # URL, say, has moved to its secrets)
+        plain, secrets = dict(backend.opts), dict(backend.secrets)
         pinned = backend.pin() if check else {}
         if pinned:
             backend.close()
