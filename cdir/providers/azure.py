@@ -110,8 +110,9 @@ class AzureProvider(Provider):
         OptionSpec("sas_token", "shared access signature (account or container)", secret=True),
         OptionSpec("connection_string", "full connection string", secret=True),
         OptionSpec("page_size", "entries per listing request", default=5000),
-        OptionSpec("single_put_size", "bytes up to which a file is sent in one request",
-                   default=8 * MiB),
+        OptionSpec(
+            "single_put_size", "bytes up to which a file is sent in one request", default=8 * MiB
+        ),
         OptionSpec("block_size", "block size of chunked uploads (bytes)", default=8 * MiB),
         OptionSpec("concurrency", "blocks uploaded at once per file", default=4),
         OptionSpec("pool_size", "HTTP connections kept open", default=32),
@@ -175,15 +176,21 @@ class AzureProvider(Provider):
         kw: dict[str, Any] = {
             # timeouts go to our transport: the client applies its own only to one it makes
             "transport": RequestsTransport(
-                session=session, session_owner=True, connection_timeout=min(timeout, 20),
-                read_timeout=timeout, connection_data_block_size=256 * 1024),
+                session=session,
+                session_owner=True,
+                connection_timeout=min(timeout, 20),
+                read_timeout=timeout,
+                connection_data_block_size=256 * 1024,
+            ),
             "max_single_put_size": self._single_put,
             "max_block_size": self._block,
             "max_single_get_size": 8 * MiB,
             "max_chunk_get_size": 4 * MiB,
             # the SDK default waits 15 s, then 18 s…; a short backoff, vdir retries above this
             "retry_policy": ExponentialRetry(
-                initial_backoff=0.5, increment_base=2, random_jitter_range=0.5,  # type: ignore[arg-type]
+                initial_backoff=0.5,
+                increment_base=2,
+                random_jitter_range=0.5,  # type: ignore[arg-type]
                 retry_total=_int(self.opts, "retries", 3),
             ),
         }
@@ -192,14 +199,18 @@ class AzureProvider(Provider):
         with self._errors(""), _bad_settings(self.name):
             if self._auth == "connection_string":
                 service = BlobServiceClient.from_connection_string(
-                    self.secrets["connection_string"], **kw)
+                    self.secrets["connection_string"], **kw
+                )
             else:
                 url = self.opts.get("account_url") or (
-                    f"https://{self.opts['account_name']}.blob.core.windows.net")
+                    f"https://{self.opts['account_name']}.blob.core.windows.net"
+                )
                 cred: Any
                 if self._auth == "account_key":
-                    cred = {"account_name": self.opts["account_name"],
-                            "account_key": self.secrets["account_key"]}
+                    cred = {
+                        "account_name": self.opts["account_name"],
+                        "account_key": self.secrets["account_key"],
+                    }
                 else:
                     cred = self.secrets["sas_token"].lstrip("?")
                 service = BlobServiceClient(url, credential=cred, **kw)
@@ -226,8 +237,7 @@ class AzureProvider(Provider):
             raise
         except Exception as exc:
             if _code(exc) == "ContainerNotFound":
-                raise NotFound(
-                    f"{self.name}: container {self.container!r} does not exist") from exc
+                raise NotFound(f"{self.name}: container {self.container!r} does not exist") from exc
             err = translate(exc, ERRORS, self._what(path))
             err.message = _SIG.sub(r"\1REDACTED", err.message)
             err.args = (err.message,)
@@ -236,8 +246,12 @@ class AzureProvider(Provider):
     def _stat_props(self, path: str, p: BlobProperties) -> RemoteStat:
         md5 = p.content_settings.content_md5 if p.content_settings else None
         return RemoteStat(
-            path, "file", int(p.size or 0), _mtime(p.metadata, p.last_modified),
-            _etag(p.etag), {"md5": bytes(md5).hex()} if md5 else {},
+            path,
+            "file",
+            int(p.size or 0),
+            _mtime(p.metadata, p.last_modified),
+            _etag(p.etag),
+            {"md5": bytes(md5).hex()} if md5 else {},
         )
 
     def _props(self, bc: BlobClient, path: str) -> BlobProperties:
@@ -255,8 +269,11 @@ class AzureProvider(Provider):
         return NotFound(f"{self._what(path)}: not found")
 
     def _is_dir(self, path: str) -> bool:
-        pages = self._container().list_blobs(
-            name_starts_with=self._key(path) + "/", results_per_page=1).by_page()
+        pages = (
+            self._container()
+            .list_blobs(name_starts_with=self._key(path) + "/", results_per_page=1)
+            .by_page()
+        )
         return any(True for _ in next(pages, []))
 
     # --- reading -----------------------------------------------------------------------------
@@ -268,8 +285,9 @@ class AzureProvider(Provider):
             cc = self._container()
             if recursive:
                 seen: set[str] = set()
-                for b in cc.list_blobs(name_starts_with=base or None, include=["metadata"],
-                                       results_per_page=self._page):
+                for b in cc.list_blobs(
+                    name_starts_with=base or None, include=["metadata"], results_per_page=self._page
+                ):
                     found = True
                     rel = b.name[cut:]
                     # every ancestor below `path` is a directory (markers "x/" name only dirs)
@@ -287,12 +305,16 @@ class AzureProvider(Provider):
                     elif not parts[-1].startswith(TMP_PREFIX):
                         yield self._stat_props(rel, b)
             else:
-                for item in cc.walk_blobs(name_starts_with=base or None, delimiter="/",
-                                          include=["metadata"], results_per_page=self._page):
+                for item in cc.walk_blobs(
+                    name_starts_with=base or None,
+                    delimiter="/",
+                    include=["metadata"],
+                    results_per_page=self._page,
+                ):
                     found = True
                     if isinstance(item, BlobPrefix):
                         yield RemoteStat(item.name[cut:].rstrip("/"), "dir")
-                    elif item.name != base and not item.name[len(base):].startswith(TMP_PREFIX):
+                    elif item.name != base and not item.name[len(base) :].startswith(TMP_PREFIX):
                         yield self._stat_props(item.name[cut:], item)
             if not found and path:
                 if self._blob(path).exists():
@@ -322,7 +344,8 @@ class AzureProvider(Provider):
                     stream = bc.download_blob()  # no Range header: works for empty blobs too
                 else:
                     stream = bc.download_blob(
-                        offset=start, length=None if end is None else end - start)
+                        offset=start, length=None if end is None else end - start
+                    )
             except HttpResponseError as exc:
                 if exc.status_code == 416:  # start at or past the end
                     return
@@ -350,23 +373,39 @@ class AzureProvider(Provider):
                 md5 = hashlib.md5(head)
                 # one Put Blob: atomic, with the MD5 the service checks and stores
                 r = bc.upload_blob(
-                    head, length=len(head), overwrite=True, metadata=meta,
+                    head,
+                    length=len(head),
+                    overwrite=True,
+                    metadata=meta,
                     content_settings=ContentSettings(content_md5=bytearray(md5.digest())),
                 )
                 total = len(head)
             else:
                 r, total, md5 = self._put_blocks(
-                    bc, _chunks(head, stream, self._block), meta, path, size)
-        return RemoteStat(path, "file", total, mtime_ns if mtime_ns is not None else
-                          _ns(r["last_modified"]), _etag(r["etag"]), {"md5": md5.hexdigest()})
+                    bc, _chunks(head, stream, self._block), meta, path, size
+                )
+        return RemoteStat(
+            path,
+            "file",
+            total,
+            mtime_ns if mtime_ns is not None else _ns(r["last_modified"]),
+            _etag(r["etag"]),
+            {"md5": md5.hexdigest()},
+        )
 
     def _check_size(self, path: str, size: int | None, got: int) -> None:
         if size is not None and got != size:
-            raise Conflict(f"{self._what(path)}: the stream gave {got} bytes, not the {size} "
-                           "announced (did the source change?); nothing written")
+            raise Conflict(
+                f"{self._what(path)}: the stream gave {got} bytes, not the {size} "
+                "announced (did the source change?); nothing written"
+            )
 
     def _put_blocks(
-        self, bc: BlobClient, chunks: Iterator[bytes], meta: dict[str, str], path: str,
+        self,
+        bc: BlobClient,
+        chunks: Iterator[bytes],
+        meta: dict[str, str],
+        path: str,
         size: int | None,
     ) -> tuple[dict[str, Any], int, Any]:
         """Stage blocks (a few at once, memory bounded) while hashing in order, then commit the
@@ -400,15 +439,18 @@ class AzureProvider(Provider):
         self._check_size(path, size, total)  # before the commit: the old blob stays
         try:
             r = bc.commit_block_list(
-                ids, metadata=meta,
+                ids,
+                metadata=meta,
                 content_settings=ContentSettings(content_md5=bytearray(md5.digest())),
             )
         except HttpResponseError as exc:
             if _code(exc) != "InvalidBlockList":
                 raise
             # a commit drops every uncommitted block of the blob, ours too
-            raise Conflict(f"{self._what(path)}: another upload to the same name committed "
-                           "first and discarded this one's blocks") from exc
+            raise Conflict(
+                f"{self._what(path)}: another upload to the same name committed "
+                "first and discarded this one's blocks"
+            ) from exc
         return r, total, md5
 
     def delete(self, path: str) -> None:
@@ -425,15 +467,17 @@ class AzureProvider(Provider):
         with self._errors(path):
             cc = self._container()
             names = [
-                b.name for b in cc.list_blobs(name_starts_with=key, results_per_page=self._page)
+                b.name
+                for b in cc.list_blobs(name_starts_with=key, results_per_page=self._page)
                 if not path or b.name == key or b.name.startswith(key + "/")
             ]
             # Blob Batch: up to 256 deletes per request; already-gone blobs are fine. What the
             # batch refused is deleted one by one, so a real error is raised, not ignored.
             for i in range(0, len(names), 256):
                 part = names[i : i + 256]
-                replies = cc.delete_blobs(*part, delete_snapshots="include",
-                                          raise_on_any_failure=False)
+                replies = cc.delete_blobs(
+                    *part, delete_snapshots="include", raise_on_any_failure=False
+                )
                 for name, reply in zip(part, replies, strict=True):
                     if reply.status_code not in (202, 404):
                         with contextlib.suppress(ResourceNotFoundError):
@@ -445,8 +489,9 @@ class AzureProvider(Provider):
             p = self._props(bc, path)
             # Set Blob Metadata replaces all keys: keep the others, only if nothing changed since
             meta = {**(p.metadata or {}), "mtime": _fmt_mtime(mtime_ns)}
-            r = bc.set_blob_metadata(meta, etag=p.etag,
-                                     match_condition=MatchConditions.IfNotModified)
+            r = bc.set_blob_metadata(
+                meta, etag=p.etag, match_condition=MatchConditions.IfNotModified
+            )
             old = self._stat_props(path, p)
             return RemoteStat(path, "file", old.size, mtime_ns, _etag(str(r["etag"])), old.hashes)
 
@@ -461,13 +506,20 @@ class AzureProvider(Provider):
         sb = self._blob(src)
         p = self._props(sb, src)
         db = self._blob(dst)
-        r: dict[str, Any] = db.start_copy_from_url(sb.url, source_etag=p.etag,
-                                   source_match_condition=MatchConditions.IfNotModified)
+        r: dict[str, Any] = db.start_copy_from_url(
+            sb.url, source_etag=p.etag, source_match_condition=MatchConditions.IfNotModified
+        )
         if r.get("copy_status") != "success":  # within one account it is normally synchronous
             r = self._wait_copy(db, dst)
         old = self._stat_props(src, p)
-        return RemoteStat(dst, "file", old.size, old.mtime_ns if "mtime" in (p.metadata or {})
-                          else _ns(r["last_modified"]), _etag(r["etag"]), old.hashes), p.etag
+        return RemoteStat(
+            dst,
+            "file",
+            old.size,
+            old.mtime_ns if "mtime" in (p.metadata or {}) else _ns(r["last_modified"]),
+            _etag(r["etag"]),
+            old.hashes,
+        ), p.etag
 
     def _wait_copy(self, db: BlobClient, dst: str) -> dict[str, Any]:
         ev = threading.Event()
@@ -486,19 +538,25 @@ class AzureProvider(Provider):
         with self._errors(src):
             st, etag = self._copy(src, dst)
             try:  # delete only the version copied; a newer one written meanwhile stays
-                self._blob(src).delete_blob(etag=etag,
-                                            match_condition=MatchConditions.IfNotModified)
+                self._blob(src).delete_blob(
+                    etag=etag, match_condition=MatchConditions.IfNotModified
+                )
             except ResourceModifiedError as exc:
-                raise Conflict(f"{self._what(src)}: changed during move; copied the old "
-                               "version and kept the new one") from exc
+                raise Conflict(
+                    f"{self._what(src)}: changed during move; copied the old "
+                    "version and kept the new one"
+                ) from exc
             except ResourceNotFoundError:
                 pass  # someone else removed it: the move's effect holds
             return st
 
     def check(self) -> None:
         with self._errors(""):
-            pages = self._container().list_blobs(
-                name_starts_with=self.prefix, results_per_page=1).by_page()
+            pages = (
+                self._container()
+                .list_blobs(name_starts_with=self.prefix, results_per_page=1)
+                .by_page()
+            )
             next(pages, None)
 
     def close(self) -> None:

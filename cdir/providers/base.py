@@ -33,6 +33,7 @@ class Capabilities:
     server_side_copy: bool = False
     server_side_move: bool = False
     max_name_bytes: int = 255
+    max_parallel: int = 0  # transfers at once that still help; 0 = as many as asked
 
 
 @dataclass(frozen=True)

@@ -63,16 +63,27 @@ def _bad_status(e: BaseException) -> bool:
 ERRORS: list[ErrorRule] = [
     (lambda e: isinstance(e, api_exc.NotFound), NotFound, False),
     (lambda e: isinstance(e, api_exc.Unauthorized | api_exc.Forbidden), AuthError, False),
-    (lambda e: isinstance(e, auth_exc.RefreshError | auth_exc.DefaultCredentialsError),
-     AuthError, False),
+    (
+        lambda e: isinstance(e, auth_exc.RefreshError | auth_exc.DefaultCredentialsError),
+        AuthError,
+        False,
+    ),
     (lambda e: isinstance(e, api_exc.PreconditionFailed), Conflict, False),
-    (lambda e: isinstance(e, api_exc.GoogleAPICallError) and e.code in _RETRY_STATUS,
-     Unavailable, True),
+    (
+        lambda e: isinstance(e, api_exc.GoogleAPICallError) and e.code in _RETRY_STATUS,
+        Unavailable,
+        True,
+    ),
     (lambda e: isinstance(e, api_exc.RetryError), Unavailable, True),  # retries ran out
     (_bad_status, Unavailable, True),
     # connection refused/reset, DNS, timeouts; token endpoint unreachable
-    (lambda e: isinstance(e, requests.ConnectionError | requests.Timeout
-                          | auth_exc.TransportError), Unavailable, True),
+    (
+        lambda e: isinstance(
+            e, requests.ConnectionError | requests.Timeout | auth_exc.TransportError
+        ),
+        Unavailable,
+        True,
+    ),
     (lambda e: isinstance(e, DataCorruption), ProviderError, True),  # checksum mismatch in transit
 ]
 
@@ -104,14 +115,19 @@ class GCSProvider(Provider):
         OptionSpec("anonymous", "send no credentials (public buckets, emulators)", default=False),
         OptionSpec("service_account_json", "service account key (JSON text)", secret=True),
         OptionSpec("page_size", "entries per listing request", default=1000),
-        OptionSpec("multipart_threshold", "bytes up to which a file is sent in one request",
-                   default=8 * MiB),
-        OptionSpec("chunk_size", "chunk of resumable uploads (multiple of 256 KiB)",
-                   default=16 * MiB),
+        OptionSpec(
+            "multipart_threshold",
+            "bytes up to which a file is sent in one request",
+            default=8 * MiB,
+        ),
+        OptionSpec(
+            "chunk_size", "chunk of resumable uploads (multiple of 256 KiB)", default=16 * MiB
+        ),
         OptionSpec("read_chunk_size", "bytes fetched per ranged read request", default=8 * MiB),
         OptionSpec("pool_size", "HTTP connections kept open", default=32),
-        OptionSpec("retry_timeout", "seconds to keep retrying a failed request (0: no retry)",
-                   default=30),
+        OptionSpec(
+            "retry_timeout", "seconds to keep retrying a failed request (0: no retry)", default=30
+        ),
         OptionSpec("timeout", "per-request timeout in seconds", default=60),
     )
 
@@ -165,21 +181,27 @@ class GCSProvider(Provider):
                 try:
                     info = json.loads(self.secrets["service_account_json"])
                     creds = service_account.Credentials.from_service_account_info(
-                        info, scopes=_SCOPES)
+                        info, scopes=_SCOPES
+                    )
                 except (ValueError, TypeError, KeyError):
-                    raise UsageError(f"{self.name}: service_account_json is not a service "
-                                     "account key") from None
+                    raise UsageError(
+                        f"{self.name}: service_account_json is not a service account key"
+                    ) from None
                 project = project or info.get("project_id")
             else:
                 creds, default_project = google.auth.default(scopes=_SCOPES)
                 project = project or default_project
             session = AuthorizedSession(creds)
             endpoint = self.opts.get("endpoint")
-            _tune(session, endpoint or "https://storage.googleapis.com",
-                  _int(self.opts, "pool_size", 32))
+            _tune(
+                session,
+                endpoint or "https://storage.googleapis.com",
+                _int(self.opts, "pool_size", 32),
+            )
             client = storage.Client(
                 project=project,  # None: no project lookup (it may probe a metadata server)
-                credentials=creds, _http=session,
+                credentials=creds,
+                _http=session,
                 client_options={"api_endpoint": endpoint.rstrip("/")} if endpoint else None,
             )
             self._http = session
@@ -204,7 +226,8 @@ class GCSProvider(Provider):
             raise
         except Exception as exc:
             if isinstance(exc, api_exc.NotFound) and (
-                    bucket_level or "bucket does not exist" in str(exc).lower()):
+                bucket_level or "bucket does not exist" in str(exc).lower()
+            ):
                 raise self._no_bucket() from exc
             err = translate(exc, ERRORS, self._what(path))
             err.message = _URL.sub("", err.message)
@@ -217,15 +240,27 @@ class GCSProvider(Provider):
             hashes["md5"] = base64.b64decode(blob.md5_hash).hex()
         if blob.crc32c:
             hashes["crc32c"] = base64.b64decode(blob.crc32c).hex()
-        return RemoteStat(path, "file", int(blob.size or 0), _mtime(blob.metadata, blob.updated),
-                          str(blob.generation or ""), hashes)
+        return RemoteStat(
+            path,
+            "file",
+            int(blob.size or 0),
+            _mtime(blob.metadata, blob.updated),
+            str(blob.generation or ""),
+            hashes,
+        )
 
-    def _list_blobs(self, prefix: str, delimiter: str | None = None,
-                    page_size: int | None = None) -> Any:
+    def _list_blobs(
+        self, prefix: str, delimiter: str | None = None, page_size: int | None = None
+    ) -> Any:
         b = self._bucket()
         return b.client.list_blobs(
-            b, prefix=prefix or None, delimiter=delimiter, page_size=page_size or self._page,
-            fields=_LIST_FIELDS, retry=self._retry, timeout=self._timeout,
+            b,
+            prefix=prefix or None,
+            delimiter=delimiter,
+            page_size=page_size or self._page,
+            fields=_LIST_FIELDS,
+            retry=self._retry,
+            timeout=self._timeout,
         )
 
     def _is_dir(self, path: str) -> bool:
@@ -270,7 +305,7 @@ class GCSProvider(Provider):
                 for page in self._list_blobs(base, delimiter="/").pages:
                     for blob in page:
                         found = True
-                        if blob.name != base and not blob.name[len(base):].startswith(TMP_PREFIX):
+                        if blob.name != base and not blob.name[len(base) :].startswith(TMP_PREFIX):
                             yield self._stat_blob(blob.name[cut:], blob)
                     for pfx in page.prefixes:
                         found = True
@@ -279,7 +314,8 @@ class GCSProvider(Provider):
             with self._errors(path):
                 try:
                     self._bucket().blob(self._key(path)).reload(
-                        projection="noAcl", retry=self._retry, timeout=self._timeout)
+                        projection="noAcl", retry=self._retry, timeout=self._timeout
+                    )
                 except api_exc.NotFound:
                     raise NotFound(f"{self._what(path)}: no such directory") from None
                 raise NotADirectory(f"{self._what(path)}: not a directory")
@@ -308,8 +344,11 @@ class GCSProvider(Provider):
                 want = self._read_chunk if end is None else min(self._read_chunk, end - pos)
                 try:
                     data = blob.download_as_bytes(
-                        start=pos, end=pos + want - 1,  # GCS ranges are inclusive
-                        raw_download=True, checksum=None, retry=self._retry,
+                        start=pos,
+                        end=pos + want - 1,  # GCS ranges are inclusive
+                        raw_download=True,
+                        checksum=None,
+                        retry=self._retry,
                         timeout=self._timeout,
                     )
                 except api_exc.RequestRangeNotSatisfiable:
@@ -357,7 +396,8 @@ class GCSProvider(Provider):
         with self._errors(path):
             try:
                 self._bucket().blob(self._key(path)).delete(
-                    retry=self._retry, timeout=self._timeout)
+                    retry=self._retry, timeout=self._timeout
+                )
             except api_exc.NotFound:
                 raise self._missing(path) from None
 
@@ -366,7 +406,9 @@ class GCSProvider(Provider):
         bucket = self._bucket()
         with self._errors(path, bucket_level=True):
             names = [
-                blob.name for page in self._list_blobs(key).pages for blob in page
+                blob.name
+                for page in self._list_blobs(key).pages
+                for blob in page
                 if not path or blob.name == key or blob.name.startswith(key + "/")
             ]
 
@@ -403,8 +445,11 @@ class GCSProvider(Provider):
         try:
             while True:
                 token, _, _ = target.rewrite(
-                    source, token=token, if_source_generation_match=generation,
-                    retry=self._retry, timeout=self._timeout,
+                    source,
+                    token=token,
+                    if_source_generation_match=generation,
+                    retry=self._retry,
+                    timeout=self._timeout,
                 )
                 if token is None:
                     break
@@ -426,8 +471,10 @@ class GCSProvider(Provider):
             try:
                 source.delete(if_generation_match=gen, retry=self._retry, timeout=self._timeout)
             except api_exc.PreconditionFailed:
-                raise Conflict(f"{self._what(src)}: changed during move; copied the old "
-                               "version and kept the new one") from None
+                raise Conflict(
+                    f"{self._what(src)}: changed during move; copied the old "
+                    "version and kept the new one"
+                ) from None
             except api_exc.NotFound:
                 pass  # removed meanwhile: the move's effect holds
             return st
@@ -486,7 +533,7 @@ class _Joined(io.RawIOBase):
         if n is None or n < 0:
             n = 1 << 62
         out = bytes(self._head[:n])
-        self._head = self._head[len(out):]
+        self._head = self._head[len(out) :]
         if len(out) < n:
             out += _read_full(self._stream, n - len(out))
         self._pos += len(out)
@@ -503,8 +550,10 @@ class _Joined(io.RawIOBase):
 
 def _check_size(what: str, size: int | None, got: int) -> None:
     if size is not None and got != size:
-        raise Conflict(f"{what}: the stream gave {got} bytes, not the {size} announced "
-                       "(did the source change?); nothing written")
+        raise Conflict(
+            f"{what}: the stream gave {got} bytes, not the {size} announced "
+            "(did the source change?); nothing written"
+        )
 
 
 def _bool(value: Any) -> bool:

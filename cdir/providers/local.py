@@ -6,6 +6,7 @@ import os
 import shutil
 import stat as statmod
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -56,8 +57,14 @@ class LocalProvider(Provider):
         mtime_precision_ns=1,
         server_side_copy=True,
         server_side_move=True,
+        # measured: from Python, several threads copying small files contend for the GIL and
+        # are slower than one; a network mount may want more (option max_parallel)
+        max_parallel=1,
     )
-    options = (OptionSpec("root", "directory that holds the files", required=True),)
+    options = (
+        OptionSpec("root", "directory that holds the files", required=True),
+        OptionSpec("max_parallel", "transfers at once (raise it for a network mount)", default=1),
+    )
 
     def __init__(
         self,
@@ -68,6 +75,9 @@ class LocalProvider(Provider):
     ) -> None:
         super().__init__(name, root, options, secrets)
         self.base = Path(root).expanduser().absolute()
+        width = int(self.opts.get("max_parallel") or 1)
+        if width != self.capabilities.max_parallel:
+            self.capabilities = replace(self.capabilities, max_parallel=width)
 
     def _p(self, path: str) -> Path:
         # The last line of defence: "/etc/x" or "../x" joined to the root would leave it.

@@ -78,7 +78,7 @@ PRESETS: dict[str, dict[str, str | None]] = {
         "region": None,
         "addressing_style": "virtual",
         "notes": "region is part of the bucket's endpoint (e.g. us-west-004); use an "
-                 "application key, not the master key",
+        "application key, not the master key",
     },
     "cloudflare-r2": {
         "endpoint_url": "https://{account_id}.r2.cloudflarestorage.com",
@@ -143,31 +143,71 @@ def _status(exc: BaseException) -> int:
 
 
 _AUTH_CODES = {
-    "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
-    "InvalidToken", "TokenRefreshRequired", "AuthorizationHeaderMalformed", "InvalidSecurity",
-    "AllAccessDisabled", "AccountProblem", "403", "401", "Forbidden", "Unauthorized",
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "AuthorizationHeaderMalformed",
+    "InvalidSecurity",
+    "AllAccessDisabled",
+    "AccountProblem",
+    "403",
+    "401",
+    "Forbidden",
+    "Unauthorized",
 }
 _BUSY_CODES = {
-    "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "ServiceUnavailable",
-    "InternalError", "RequestTimeTooSkewed", "TooManyRequests", "503", "500", "502", "504", "429",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "ServiceUnavailable",
+    "InternalError",
+    "RequestTimeTooSkewed",
+    "TooManyRequests",
+    "503",
+    "500",
+    "502",
+    "504",
+    "429",
 }
 _NETWORK = (
-    bexc.EndpointConnectionError, bexc.ConnectTimeoutError, bexc.ReadTimeoutError,
-    bexc.ConnectionClosedError, bexc.ResponseStreamingError,
+    bexc.EndpointConnectionError,
+    bexc.ConnectTimeoutError,
+    bexc.ReadTimeoutError,
+    bexc.ConnectionClosedError,
+    bexc.ResponseStreamingError,
 )
 
 ERRORS: list[ErrorRule] = [
-    (lambda e: _code(e) in ("NoSuchBucket", "NoSuchKey", "NotFound", "404")
-     or _status(e) == 404, NotFound, None),
+    (
+        lambda e: _code(e) in ("NoSuchBucket", "NoSuchKey", "NotFound", "404") or _status(e) == 404,
+        NotFound,
+        None,
+    ),
     (lambda e: _code(e) in _AUTH_CODES or _status(e) in (401, 403), AuthError, False),
-    (lambda e: isinstance(e, bexc.NoCredentialsError | bexc.PartialCredentialsError),
-     AuthError, False),
+    (
+        lambda e: isinstance(e, bexc.NoCredentialsError | bexc.PartialCredentialsError),
+        AuthError,
+        False,
+    ),
     (lambda e: _code(e) in ("PreconditionFailed", "412") or _status(e) == 412, Conflict, None),
-    (lambda e: _code(e) in _BUSY_CODES or _status(e) >= 500 or _status(e) == 429,
-     Unavailable, True),
+    (
+        lambda e: _code(e) in _BUSY_CODES or _status(e) >= 500 or _status(e) == 429,
+        Unavailable,
+        True,
+    ),
     (lambda e: isinstance(e, (*_NETWORK, ConnectionError, TimeoutError)), Unavailable, True),
-    (lambda e: _code(e) in ("InvalidBucketName", "InvalidArgument", "KeyTooLongError")
-     or isinstance(e, bexc.ParamValidationError | bexc.ProfileNotFound), UsageError, None),
+    (
+        lambda e: (
+            _code(e) in ("InvalidBucketName", "InvalidArgument", "KeyTooLongError")
+            or isinstance(e, bexc.ParamValidationError | bexc.ProfileNotFound)
+        ),
+        UsageError,
+        None,
+    ),
     (lambda e: isinstance(e, bexc.BotoCoreError), ProviderError, False),
 ]
 
@@ -233,8 +273,9 @@ class _Prepend:
                 self.error = exc
                 raise
         self._total += len(out)
-        if self._size is not None and (self._total > self._size or
-                                       (not out and self._total != self._size)):
+        if self._size is not None and (
+            self._total > self._size or (not out and self._total != self._size)
+        ):
             self.error = _wrong_size(self._what, self._total, self._size, bool(out))
             raise self.error
         return out
@@ -304,13 +345,23 @@ class S3Provider(Provider):
         OptionSpec("connect_timeout", "seconds", default=10),
         OptionSpec("read_timeout", "seconds", default=60),
         OptionSpec("page_size", "keys per listing request (at most 1000)", default=1000),
-        OptionSpec("list_mtime", "where listings take mtimes from: metadata (a HEAD per "
-                   "file, exact) | server (Last-Modified, the upload time, no extra requests)",
-                   default="metadata"),
-        OptionSpec("verify_dirs", "check each listed directory holds a file (on by default "
-                   "for preset seaweedfs, whose emptied folders linger in listings)"),
-        OptionSpec("etag_md5", "report single-part ETags as md5 (turn off for buckets with "
-                   "SSE-KMS/SSE-C default encryption)", default=True),
+        OptionSpec(
+            "list_mtime",
+            "where listings take mtimes from: metadata (a HEAD per "
+            "file, exact) | server (Last-Modified, the upload time, no extra requests)",
+            default="metadata",
+        ),
+        OptionSpec(
+            "verify_dirs",
+            "check each listed directory holds a file (on by default "
+            "for preset seaweedfs, whose emptied folders linger in listings)",
+        ),
+        OptionSpec(
+            "etag_md5",
+            "report single-part ETags as md5 (turn off for buckets with "
+            "SSE-KMS/SSE-C default encryption)",
+            default=True,
+        ),
         OptionSpec("access_key_id", "access key ID", secret=True),
         OptionSpec("secret_access_key", "secret access key", secret=True),
         OptionSpec("session_token", "temporary session token", secret=True),
@@ -336,8 +387,9 @@ class S3Provider(Provider):
         o = self.opts
         self.endpoint_url, self.region, self.addressing_style = _resolve_endpoint(o)
         self.threshold = _size_opt(o.get("multipart_threshold") or "16MiB", "multipart_threshold")
-        self.chunksize = max(5 * MiB, _size_opt(o.get("multipart_chunksize") or "16MiB",
-                                                "multipart_chunksize"))
+        self.chunksize = max(
+            5 * MiB, _size_opt(o.get("multipart_chunksize") or "16MiB", "multipart_chunksize")
+        )
         self.page_size = max(1, min(1000, int(o.get("page_size") or 1000)))
         self.list_mtime = str(o.get("list_mtime") or "metadata")
         if self.list_mtime not in ("metadata", "server"):
@@ -390,8 +442,9 @@ class S3Provider(Provider):
             if self.secrets.get("session_token"):
                 keys["aws_session_token"] = self.secrets["session_token"]
         with translated(ERRORS, self._what("")):
-            return _new_client(o.get("profile") or None, endpoint_url=self.endpoint_url,
-                               config=cfg, **keys)
+            return _new_client(
+                o.get("profile") or None, endpoint_url=self.endpoint_url, config=cfg, **keys
+            )
 
     @property
     def transfer(self) -> TransferConfig:
@@ -412,7 +465,7 @@ class S3Provider(Provider):
         return self.prefix + path
 
     def _rel(self, key: str) -> str:
-        return key[len(self.prefix):]
+        return key[len(self.prefix) :]
 
     def _what(self, path: str) -> str:
         return f"{self.name}:/{path}"
@@ -432,13 +485,21 @@ class S3Provider(Provider):
     def _md5(self, etag: str, head: Mapping[str, Any] | None = None) -> dict[str, str]:
         if not self.etag_md5 or not _PLAIN_MD5.match(etag):
             return {}
-        if head and (head.get("SSECustomerAlgorithm")
-                     or str(head.get("ServerSideEncryption", "")).startswith("aws:kms")):
+        if head and (
+            head.get("SSECustomerAlgorithm")
+            or str(head.get("ServerSideEncryption", "")).startswith("aws:kms")
+        ):
             return {}  # these ETags are not MD5s of the content
         return {"md5": etag}
 
-    def _file_stat(self, path: str, size: int, etag: str, mtime_ns: int | None,
-                   head: Mapping[str, Any] | None = None) -> RemoteStat:
+    def _file_stat(
+        self,
+        path: str,
+        size: int,
+        etag: str,
+        mtime_ns: int | None,
+        head: Mapping[str, Any] | None = None,
+    ) -> RemoteStat:
         return RemoteStat(path, "file", size, mtime_ns, etag, self._md5(etag, head))
 
     def _head_stat(self, path: str, head: Mapping[str, Any]) -> RemoteStat:
@@ -534,12 +595,12 @@ class S3Provider(Provider):
             dirs: list[RemoteStat] = []
             files: list[RemoteStat] = []
             for cp in page.get("CommonPrefixes") or ():
-                rel = cp["Prefix"][len(base):].rstrip("/")
+                rel = cp["Prefix"][len(base) :].rstrip("/")
                 if rel and "/" not in rel and not rel.startswith(TMP_PREFIX):
                     seen_dirs.add(rel)
                     dirs.append(RemoteStat(_join(path, rel), "dir"))
             for obj in page.get("Contents") or ():
-                rel = obj["Key"][len(base):]
+                rel = obj["Key"][len(base) :]
                 parts = rel.split("/")
                 is_marker = parts[-1] == ""  # `d/`, made by consoles and other tools
                 if is_marker:
@@ -555,8 +616,14 @@ class S3Provider(Provider):
                         dirs.append(RemoteStat(_join(path, d), "dir"))
                 if not is_marker:
                     etag = str(obj.get("ETag", "")).strip('"')
-                    files.append(self._file_stat(_join(path, rel), int(obj.get("Size", 0)),
-                                                 etag, _dt_ns(obj.get("LastModified"))))
+                    files.append(
+                        self._file_stat(
+                            _join(path, rel),
+                            int(obj.get("Size", 0)),
+                            etag,
+                            _dt_ns(obj.get("LastModified")),
+                        )
+                    )
             if self.verify_dirs and not recursive and dirs:
                 keep = self._executor().map(lambda st: self._is_dir(st.path), dirs)
                 dirs = [st for st, ok in zip(dirs, keep, strict=True) if ok]
@@ -614,8 +681,9 @@ class S3Provider(Provider):
 
     def _put_small(self, data: bytes, path: str, meta: dict[str, str]) -> RemoteStat:
         with self._t(path):
-            r = self.client.put_object(Bucket=self.bucket, Key=self._key(path), Body=data,
-                                       Metadata=meta)
+            r = self.client.put_object(
+                Bucket=self.bucket, Key=self._key(path), Body=data, Metadata=meta
+            )
         etag = str(r.get("ETag", "")).strip('"')
         return self._file_stat(path, len(data), etag, parse_mtime(meta[META_MTIME]), r)
 
@@ -642,8 +710,13 @@ class S3Provider(Provider):
             with self._t(path):
                 # a failure (here or in the source) aborts the multipart upload: nothing is
                 # stored and a file already there stays as it was
-                self.client.upload_fileobj(source, self.bucket, self._key(path),
-                                           ExtraArgs={"Metadata": meta}, Config=self.transfer)
+                self.client.upload_fileobj(
+                    source,
+                    self.bucket,
+                    self._key(path),
+                    ExtraArgs={"Metadata": meta},
+                    Config=self.transfer,
+                )
         except Exception:
             if source.error is not None:
                 raise source.error from None  # the source's fault, not the server's
@@ -661,8 +734,13 @@ class S3Provider(Provider):
             return self._put_small(local.read_bytes(), path, meta)
         # upload_file reads the parts from the file in parallel, no buffering of the whole file
         with self._t(path):
-            self.client.upload_file(str(local), self.bucket, self._key(path),
-                                    ExtraArgs={"Metadata": meta}, Config=self.transfer)
+            self.client.upload_file(
+                str(local),
+                self.bucket,
+                self._key(path),
+                ExtraArgs={"Metadata": meta},
+                Config=self.transfer,
+            )
         return self._after_upload(path)
 
     def delete(self, path: str) -> None:
@@ -684,7 +762,7 @@ class S3Provider(Provider):
                 files.append(key)
                 # the directory keys too: servers with real folders (SeaweedFS) drop an empty
                 # folder when its `d/` key is deleted, elsewhere it is a no-op
-                rel = key[len(base):].rstrip("/").split("/")
+                rel = key[len(base) :].rstrip("/").split("/")
                 dirs.update(base + "/".join(rel[:i]) + "/" for i in range(1, len(rel)))
         if path:
             files.append(self._key(path))  # `path` may be a file
@@ -695,29 +773,37 @@ class S3Provider(Provider):
 
     def _delete_keys(self, path: str, keys: Sequence[str]) -> None:
         for i in range(0, len(keys), 1000):
-            batch = [{"Key": k} for k in keys[i:i + 1000]]
+            batch = [{"Key": k} for k in keys[i : i + 1000]]
             with self._t(path):
-                r = self.client.delete_objects(Bucket=self.bucket,
-                                               Delete={"Objects": batch, "Quiet": True})
+                r = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
             errors = [e for e in r.get("Errors") or () if e.get("Code") != "NoSuchKey"]
             if errors:
                 e = errors[0]
-                raise ProviderError(f"{self.name}:/{self._rel(e.get('Key', ''))}: "
-                                    f"delete failed: {e.get('Code')} {e.get('Message', '')}"
-                                    .strip(), retryable=e.get("Code") in _BUSY_CODES)
+                raise ProviderError(
+                    f"{self.name}:/{self._rel(e.get('Key', ''))}: "
+                    f"delete failed: {e.get('Code')} {e.get('Message', '')}".strip(),
+                    retryable=e.get("Code") in _BUSY_CODES,
+                )
 
-    def _server_copy(self, path: str, src_key: str, dst_key: str, size: int,
-                     extra: dict[str, Any]) -> dict[str, Any] | None:
+    def _server_copy(
+        self, path: str, src_key: str, dst_key: str, size: int, extra: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """CopyObject (up to 5 GiB) or a managed multipart copy; the CopyObject result."""
         source = {"Bucket": self.bucket, "Key": src_key}
         with self._t(path):
             if size <= MAX_COPY:
-                r = self.client.copy_object(Bucket=self.bucket, Key=dst_key,
-                                            CopySource=source, **extra)
+                r = self.client.copy_object(
+                    Bucket=self.bucket, Key=dst_key, CopySource=source, **extra
+                )
                 return r.get("CopyObjectResult")
-            tc = TransferConfig(multipart_threshold=MAX_COPY, multipart_chunksize=512 * MiB,
-                                max_concurrency=self.transfer.max_concurrency,
-                                preferred_transfer_client="classic")
+            tc = TransferConfig(
+                multipart_threshold=MAX_COPY,
+                multipart_chunksize=512 * MiB,
+                max_concurrency=self.transfer.max_concurrency,
+                preferred_transfer_client="classic",
+            )
             self.client.copy(source, self.bucket, dst_key, ExtraArgs=extra or None, Config=tc)
             return None
 
@@ -735,8 +821,13 @@ class S3Provider(Provider):
         meta = dict(head.get("Metadata") or {})
         meta[META_MTIME] = format_mtime(mtime_ns)
         extra: dict[str, Any] = {"Metadata": meta, "MetadataDirective": "REPLACE"}
-        for field in ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage",
-                      "CacheControl"):
+        for field in (
+            "ContentType",
+            "ContentEncoding",
+            "ContentDisposition",
+            "ContentLanguage",
+            "CacheControl",
+        ):
             if head.get(field):
                 extra[field] = head[field]  # REPLACE would otherwise drop them
         key = self._key(path)

@@ -87,8 +87,14 @@ from cdir.errors import (
 )
 from cdir.providers.base import TMP_PREFIX, Capabilities, OptionSpec, Provider, RemoteStat
 
-_NET_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN,
-               errno.ECONNABORTED, errno.EPIPE}
+_NET_ERRNOS = {
+    errno.ENETUNREACH,
+    errno.EHOSTUNREACH,
+    errno.ENETDOWN,
+    errno.EHOSTDOWN,
+    errno.ECONNABORTED,
+    errno.EPIPE,
+}
 
 ERRORS: list[ErrorRule] = [
     (lambda e: isinstance(e, paramiko.AuthenticationException), AuthError, False),
@@ -96,8 +102,13 @@ ERRORS: list[ErrorRule] = [
     (lambda e: isinstance(e, FileNotFoundError), NotFound, None),
     (lambda e: isinstance(e, PermissionError), AuthError, None),  # SFTP "permission denied"
     # connection refused/reset, timeouts, dropped sessions, DNS hiccups: worth a retry
-    (lambda e: isinstance(e, TimeoutError | ConnectionError | EOFError | socket.gaierror
-                          | paramiko.SSHException), Unavailable, True),
+    (
+        lambda e: isinstance(
+            e, TimeoutError | ConnectionError | EOFError | socket.gaierror | paramiko.SSHException
+        ),
+        Unavailable,
+        True,
+    ),
     (lambda e: isinstance(e, OSError) and e.errno in _NET_ERRNOS, Unavailable, True),
     (lambda e: isinstance(e, OSError | SFTPError), ProviderError, False),
 ]
@@ -125,13 +136,15 @@ def _parse_pin(pin: str) -> tuple[str | None, str]:
     """(key type or None, "SHA256:...") from `host_key`; a bare "SHA256:..." is accepted."""
     parts = pin.split()
     if not parts or not parts[-1].startswith("SHA256:") or len(parts) > 2:
-        raise UsageError(f"host_key {pin!r}: expected 'KEYTYPE SHA256:...' as `ssh-keygen -l` "
-                         "prints it")
+        raise UsageError(
+            f"host_key {pin!r}: expected 'KEYTYPE SHA256:...' as `ssh-keygen -l` prints it"
+        )
     return (parts[0] if len(parts) == 2 else None), parts[-1].rstrip("=")
 
 
-def _client_transport(host: str, port: int, timeout: float, key_type: str | None = None
-                      ) -> paramiko.Transport:
+def _client_transport(
+    host: str, port: int, timeout: float, key_type: str | None = None
+) -> paramiko.Transport:
     """TCP connection + SSH key exchange (no authentication yet)."""
     sock = socket.create_connection((host, port), timeout=timeout)
     try:
@@ -145,11 +158,15 @@ def _client_transport(host: str, port: int, timeout: float, key_type: str | None
         opts = t.get_security_options()
         have = tuple(opts.ciphers)
         opts.ciphers = tuple(c for c in _CIPHERS if c in have) + tuple(
-            c for c in have if c not in _CIPHERS)
+            c for c in have if c not in _CIPHERS
+        )
         if key_type:
             # ask for the pinned kind of key when the server has several
-            wanted = ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa") if key_type == "ssh-rsa" else (
-                key_type,)
+            wanted = (
+                ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")
+                if key_type == "ssh-rsa"
+                else (key_type,)
+            )
             with suppress(ValueError):  # a kind paramiko does not know: leave the default
                 opts.key_types = tuple(k for k in wanted if k in opts.key_types) or opts.key_types
         t.start_client(timeout=timeout)
@@ -378,13 +395,17 @@ class SFTPProvider(Provider):
         max_name_bytes=255,
     )
     options = (
-        OptionSpec("root", "remote directory: absolute, or relative to the login directory",
-                   required=True),
+        OptionSpec(
+            "root", "remote directory: absolute, or relative to the login directory", required=True
+        ),
         OptionSpec("host", "SSH server name or address", required=True),
         OptionSpec("port", "SSH port", default=22),
         OptionSpec("username", "login name", required=True),
-        OptionSpec("host_key", "pinned host key fingerprint, e.g. 'ssh-ed25519 SHA256:…' "
-                   "(`cdir provider add` shows it)"),
+        OptionSpec(
+            "host_key",
+            "pinned host key fingerprint, e.g. 'ssh-ed25519 SHA256:…' "
+            "(`cdir provider add` shows it)",
+        ),
         OptionSpec("key_file", "path of a private key file on this machine"),
         OptionSpec("connections", "most SSH connections open at once", default=8),
         OptionSpec("timeout", "seconds to wait for the server", default=30),
@@ -393,8 +414,13 @@ class SFTPProvider(Provider):
         OptionSpec("key_passphrase", "passphrase of the private key", secret=True),
     )
 
-    def __init__(self, name: str, root: str, options: Mapping[str, Any] | None = None,
-                 secrets: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        root: str,
+        options: Mapping[str, Any] | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(name, root, options, secrets)
         o = self.opts
         self.host = str(o.get("host") or "")
@@ -427,10 +453,12 @@ class SFTPProvider(Provider):
                     try:
                         text = Path(str(path)).expanduser().read_text()
                     except (OSError, UnicodeDecodeError) as exc:
-                        raise UsageError(f"{self.name}: key_file {path}: cannot read it "
-                                         f"({type(exc).__name__})") from None
-                self._key = _load_key(str(text), self.secrets.get("key_passphrase") or None,
-                                      self.name)
+                        raise UsageError(
+                            f"{self.name}: key_file {path}: cannot read it ({type(exc).__name__})"
+                        ) from None
+                self._key = _load_key(
+                    str(text), self.secrets.get("key_passphrase") or None, self.name
+                )
             return self._key
 
     def _connect(self) -> _Conn:
@@ -439,8 +467,9 @@ class SFTPProvider(Provider):
             password = self.secrets.get("password")
             if key is None and not password:
                 raise UsageError(f"{self.name}: give a password, private_key or key_file")
-            t = _client_transport(self.host, self.port, self.timeout,
-                                  self._pin[0] if self._pin else None)
+            t = _client_transport(
+                self.host, self.port, self.timeout, self._pin[0] if self._pin else None
+            )
             try:
                 self._verify_host_key(t.get_remote_server_key())
                 if key is not None:
@@ -453,7 +482,8 @@ class SFTPProvider(Provider):
                     t.auth_password(self.username, password)
                 t.set_keepalive(30)  # idle pooled connections survive NAT and firewalls
                 sftp = paramiko.SFTPClient.from_transport(
-                    t, window_size=_WINDOW, max_packet_size=_PACKET)
+                    t, window_size=_WINDOW, max_packet_size=_PACKET
+                )
                 if sftp is None:
                     raise paramiko.SSHException("the server refused an SFTP session")
                 sftp.get_channel().settimeout(self.timeout)
@@ -468,13 +498,16 @@ class SFTPProvider(Provider):
         got = fingerprint(key)
         where = f"{self.host}:{self.port}"
         if self._pin is None:
-            raise AuthError(f"{self.name}: unknown host key for {where} ({got}): add it with "
-                            f"--option host_key='{got}'")
+            raise AuthError(
+                f"{self.name}: unknown host key for {where} ({got}): add it with "
+                f"--option host_key='{got}'"
+            )
         kind, digest = self._pin
         if digest != got.split()[1] or (kind is not None and kind != key.get_name()):
             expected = f"{kind} {digest}" if kind else digest
-            raise AuthError(f"{self.name}: host key for {where} changed: expected {expected} "
-                            f"got {got}")
+            raise AuthError(
+                f"{self.name}: host key for {where} changed: expected {expected} got {got}"
+            )
 
     @contextmanager
     def _conn(self, path: str) -> Iterator[_Conn]:
@@ -543,7 +576,7 @@ class SFTPProvider(Provider):
             except OSError:
                 continue
             if not statmod.S_ISDIR(a.st_mode or 0):
-                c.forget(*nums[nums.index(num) + 1:])
+                c.forget(*nums[nums.index(num) + 1 :])
                 raise NotADirectory(f"{self._what(path)}: {p} is a file")
 
     def _is_dir(self, c: _Conn, full: str) -> bool:
@@ -606,8 +639,10 @@ class SFTPProvider(Provider):
             c.forget(c.send(CMD_CLOSE, h))
         # a link counts as what it points to (dangling ones are left out); where it leads
         # lets a recursive listing enter each real directory once, so link loops end
-        nums = [(c.send(CMD_STAT, _enc(self._full(p))), c.send(CMD_REALPATH, _enc(self._full(p))))
-                for p in links]
+        nums = [
+            (c.send(CMD_STAT, _enc(self._full(p))), c.send(CMD_REALPATH, _enc(self._full(p))))
+            for p in links
+        ]
         for p, (stat_num, real_num) in zip(links, nums, strict=True):
             try:
                 st = self._stat(p, c.attrs(stat_num))
@@ -679,8 +714,10 @@ class SFTPProvider(Provider):
         full = _enc(self._full(path))
         with self._conn(path) as c:
             # OPEN and STAT together: the size bounds the reads we pipeline
-            open_num, stat_num = (c.send(CMD_OPEN, full, SFTP_FLAG_READ, paramiko.SFTPAttributes()),
-                                  c.send(CMD_STAT, full))
+            open_num, stat_num = (
+                c.send(CMD_OPEN, full, SFTP_FLAG_READ, paramiko.SFTPAttributes()),
+                c.send(CMD_STAT, full),
+            )
             try:
                 h = c.handle(open_num)
             except BaseException:
@@ -741,8 +778,9 @@ class SFTPProvider(Provider):
                     if len(nums) >= _DEPTH:
                         c.status(nums.popleft())
                 if size is not None and offset != size:
-                    raise ProviderError(f"{self._what(path)}: the stream gave {offset} bytes, "
-                                        f"not {size}")
+                    raise ProviderError(
+                        f"{self._what(path)}: the stream gave {offset} bytes, not {size}"
+                    )
                 # the tail shares the last writes' round trip: times, stat, close
                 if mtime_ns is not None:
                     a = paramiko.SFTPAttributes()
@@ -870,8 +908,9 @@ class SFTPProvider(Provider):
             try:
                 a = c.attrs(c.send(CMD_STAT, _enc(self._root)))
             except FileNotFoundError:
-                raise NotFound(f"{self.name}: root {self._root} does not exist on "
-                               f"{self.host}") from None
+                raise NotFound(
+                    f"{self.name}: root {self._root} does not exist on {self.host}"
+                ) from None
             if not statmod.S_ISDIR(a.st_mode or 0):
                 raise NotADirectory(f"{self.name}: root {self._root} is not a directory")
 
@@ -941,11 +980,12 @@ def _load_key(text: str, passphrase: str | None, name: str) -> paramiko.PKey:
                 raise
             loaded = serialization.load_pem_private_key(data, password)
     except TypeError:  # encrypted, and no passphrase given
-        raise UsageError(f"{name}: the private key needs its passphrase (key_passphrase)"
-                         ) from None
+        raise UsageError(f"{name}: the private key needs its passphrase (key_passphrase)") from None
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise UsageError(f"{name}: cannot read the private key (wrong passphrase or not an "
-                         f"OpenSSH/PEM key: {type(exc).__name__})") from None
+        raise UsageError(
+            f"{name}: cannot read the private key (wrong passphrase or not an "
+            f"OpenSSH/PEM key: {type(exc).__name__})"
+        ) from None
     cls: type[paramiko.PKey]
     if isinstance(loaded, ed25519.Ed25519PrivateKey):
         cls = paramiko.Ed25519Key

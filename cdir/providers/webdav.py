@@ -120,10 +120,18 @@ ERRORS: list[ErrorRule] = [
     (_status(409, 412), Conflict, False),
     (_status(429), Unavailable, True),
     (_server_trouble, Unavailable, True),
-    (lambda e: isinstance(e, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(e),
-     ProviderError, False),
-    (lambda e: isinstance(e, httpx.TimeoutException | httpx.NetworkError
-                          | httpx.RemoteProtocolError), Unavailable, True),
+    (
+        lambda e: isinstance(e, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(e),
+        ProviderError,
+        False,
+    ),
+    (
+        lambda e: isinstance(
+            e, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError
+        ),
+        Unavailable,
+        True,
+    ),
     (lambda e: isinstance(e, httpx.InvalidURL | httpx.UnsupportedProtocol), UsageError, False),
     (lambda e: isinstance(e, ET.ParseError), ProviderError, False),
 ]
@@ -233,21 +241,30 @@ class WebDAVProvider(Provider):
         server_side_move=True,
     )
     options = (
-        OptionSpec("root", "path below the URL that holds the files ('' = the URL itself)",
-                   default=""),
-        OptionSpec("url", "base URL, e.g. https://cloud.example.com/remote.php/dav/files/USER "
-                          "(built from host/username by a preset)"),
+        OptionSpec(
+            "root", "path below the URL that holds the files ('' = the URL itself)", default=""
+        ),
+        OptionSpec(
+            "url",
+            "base URL, e.g. https://cloud.example.com/remote.php/dav/files/USER "
+            "(built from host/username by a preset)",
+        ),
         OptionSpec("preset", "nextcloud, owncloud, pcloud or generic", default="generic"),
         OptionSpec("host", "server host (and path) for a preset, e.g. cloud.example.com"),
         OptionSpec("username", "login name"),
         OptionSpec("password", "password or app token", secret=True),
-        OptionSpec("mtime_method", "how mtimes are set: proppatch, x-oc-mtime or none "
-                                   "(default from the preset)"),
+        OptionSpec(
+            "mtime_method",
+            "how mtimes are set: proppatch, x-oc-mtime or none (default from the preset)",
+        ),
         OptionSpec("verify_tls", "check the server's TLS certificate", default=True),
         OptionSpec("max_connections", "HTTP connections kept open (>= --parallel)", default=16),
         OptionSpec("timeout", "seconds to wait for the server on each request", default=60),
-        OptionSpec("page_size", "accepted for uniformity: WebDAV lists a collection in one "
-                                "PROPFIND answer (parsed as it streams in)"),
+        OptionSpec(
+            "page_size",
+            "accepted for uniformity: WebDAV lists a collection in one "
+            "PROPFIND answer (parsed as it streams in)",
+        ),
     )
 
     def __init__(
@@ -260,8 +277,9 @@ class WebDAVProvider(Provider):
         super().__init__(name, root, options, secrets)
         preset_name = str(self.opts.get("preset") or "generic").lower()
         if preset_name not in PRESETS:
-            raise UsageError(f"{name}: unknown preset {preset_name!r} "
-                             f"(known: {', '.join(PRESETS)})")
+            raise UsageError(
+                f"{name}: unknown preset {preset_name!r} (known: {', '.join(PRESETS)})"
+            )
         preset = PRESETS[preset_name]
         self.mtime_method = str(self.opts.get("mtime_method") or preset["mtime_method"]).lower()
         if self.mtime_method not in MTIME_METHODS:
@@ -269,7 +287,8 @@ class WebDAVProvider(Provider):
         # Capabilities is a ClassVar in the interface; this server's abilities depend on its
         # configuration, so the instance shadows it.
         self.capabilities = dataclasses.replace(
-            type(self).capabilities, set_mtime=self.mtime_method != "none")
+            type(self).capabilities, set_mtime=self.mtime_method != "none"
+        )
         self._checksums = bool(preset["checksums"])
         self._username = str(self.opts.get("username") or "")
         url = str(self.opts.get("url") or "")
@@ -281,8 +300,9 @@ class WebDAVProvider(Provider):
             for needed, have in (("host", host), ("username", self._username)):
                 if "{" + needed + "}" in template and not have:
                     raise UsageError(f"{name}: preset {preset_name} needs option {needed}")
-            url = template.format(host=str(host).strip("/"),
-                                  username=quote(self._username, safe=""))
+            url = template.format(
+                host=str(host).strip("/"), username=quote(self._username, safe="")
+            )
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"{name}: url must be http(s)://host/path, got {parts.scheme}://…")
@@ -326,10 +346,12 @@ class WebDAVProvider(Provider):
                         verify=self._verify,
                         http1=True,
                         http2=False,
-                        timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 15.0),
-                                              pool=None),  # waiting for a free connection is fine
-                        limits=httpx.Limits(max_connections=self._max_conn,
-                                            max_keepalive_connections=self._max_conn),
+                        timeout=httpx.Timeout(
+                            self._timeout, connect=min(self._timeout, 15.0), pool=None
+                        ),  # waiting for a free connection is fine
+                        limits=httpx.Limits(
+                            max_connections=self._max_conn, max_keepalive_connections=self._max_conn
+                        ),
                         headers={"User-Agent": "cdir"},
                     )
                 client = self._client
@@ -341,7 +363,7 @@ class WebDAVProvider(Provider):
     def _what_key(self, key: str) -> str:
         """`_what` of a key (a path relative to the URL), shown relative to the root."""
         root = self._key("")
-        rel = key[len(root):].lstrip("/") if root and key.startswith(root) else key
+        rel = key[len(root) :].lstrip("/") if root and key.startswith(root) else key
         return self._what(rel)
 
     @staticmethod
@@ -364,12 +386,25 @@ class WebDAVProvider(Provider):
         """Decoded absolute path of `key` on the server, as href_path gives it."""
         return ("/" + "/".join([*self._base_segs, *([key] if key else [])])).rstrip("/")
 
-    def _send(self, method: str, key: str, *, collection: bool = False,
-              headers: Mapping[str, str] | None = None, content: Any = None,
-              ok: tuple[int, ...] = (), follow: bool = False) -> httpx.Response:
+    def _send(
+        self,
+        method: str,
+        key: str,
+        *,
+        collection: bool = False,
+        headers: Mapping[str, str] | None = None,
+        content: Any = None,
+        ok: tuple[int, ...] = (),
+        follow: bool = False,
+    ) -> httpx.Response:
         """One request; statuses >= 400 not in `ok` raise DAVStatus."""
-        resp = self._http().request(method, self._url(key, collection), headers=headers,
-                                    content=content, follow_redirects=follow)
+        resp = self._http().request(
+            method,
+            self._url(key, collection),
+            headers=headers,
+            content=content,
+            follow_redirects=follow,
+        )
         if resp.status_code >= 400 and resp.status_code not in ok:
             raise DAVStatus(method, resp.status_code)
         return resp
@@ -378,11 +413,13 @@ class WebDAVProvider(Provider):
         return {"Destination": self._url(key), "Overwrite": "T" if overwrite else "F"}
 
     def _stat_key(self, rel: str, key: str) -> RemoteStat:
-        resp = self._send("PROPFIND", key, headers={"Depth": "0", **XML}, content=self._body,
-                          follow=True)
+        resp = self._send(
+            "PROPFIND", key, headers={"Depth": "0", **XML}, content=self._body, follow=True
+        )
         if resp.status_code != 207:
-            raise ProviderError(f"{self._what(rel)}: PROPFIND answered {resp.status_code}, "
-                                "not a WebDAV multistatus")
+            raise ProviderError(
+                f"{self._what(rel)}: PROPFIND answered {resp.status_code}, not a WebDAV multistatus"
+            )
         response = ET.fromstring(resp.content).find(DAV + "response")
         if response is None:
             raise NotFound(f"{self._what(rel)}: not found")
@@ -398,14 +435,19 @@ class WebDAVProvider(Provider):
         size = int((length.text or "0").strip()) if length is not None else 0
         etag_el = props.get(DAV + "getetag")
         etag = _etag(etag_el.text if etag_el is not None else None)
-        return RemoteStat(rel, "file", size, mtime, etag or f"{size}:{mtime}",
-                          _checksums(props.get(OC + "checksums")))
+        return RemoteStat(
+            rel,
+            "file",
+            size,
+            mtime,
+            etag or f"{size}:{mtime}",
+            _checksums(props.get(OC + "checksums")),
+        )
 
     def _forget_dirs(self, key: str) -> None:
         """Drop `key` and everything below it from the collection cache."""
         with self._lock:
-            self._known_dirs -= {k for k in self._known_dirs
-                                 if k == key or k.startswith(key + "/")}
+            self._known_dirs -= {k for k in self._known_dirs if k == key or k.startswith(key + "/")}
             self._known_dirs.add("")
 
     def _ensure_dirs(self, key: str, *, exact: bool = False, retry: bool = True) -> None:
@@ -462,8 +504,7 @@ class WebDAVProvider(Provider):
 
     def _move_into_place(self, src: str, dst: str, method: str = "MOVE") -> None:
         """MOVE (or COPY) `src` onto `dst`, replacing a file there but never a collection."""
-        resp = self._send(method, src, headers=self._destination(dst, overwrite=False),
-                          ok=(412,))
+        resp = self._send(method, src, headers=self._destination(dst, overwrite=False), ok=(412,))
         if resp.status_code != 412:
             return
         # Something is at dst. Overwrite: T would delete a whole tree if it is a collection.
@@ -488,15 +529,22 @@ class WebDAVProvider(Provider):
         temporary collection (hidden from listings), deleted afterwards with any leftovers."""
         base = self._key("")
         self._ensure_dirs(base)
-        coll = f"{base}/{TMP_PREFIX}{uuid.uuid4().hex}" if base else \
-            f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        coll = (
+            f"{base}/{TMP_PREFIX}{uuid.uuid4().hex}" if base else f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        )
         self._send("MKCOL", coll, collection=True)
         try:
             self._send("PUT", f"{coll}/a", content=b"")
-            self._send("MOVE", f"{coll}/a",
-                       headers=self._destination(f"{coll}/b #?;c", overwrite=False))
-            found = self._send("PROPFIND", f"{coll}/b #?;c", headers={"Depth": "0", **XML},
-                               content=self._body, ok=(404,))
+            self._send(
+                "MOVE", f"{coll}/a", headers=self._destination(f"{coll}/b #?;c", overwrite=False)
+            )
+            found = self._send(
+                "PROPFIND",
+                f"{coll}/b #?;c",
+                headers={"Depth": "0", **XML},
+                content=self._body,
+                ok=(404,),
+            )
             return found.status_code == 404
         finally:
             self._send("DELETE", coll, ok=(404,))
@@ -510,7 +558,8 @@ class WebDAVProvider(Provider):
             if not _status_ok(status):
                 raise Unsupported(
                     f"{self._what(rel)}: the server refused to set the modification time "
-                    f"({(status or '?').strip()}); set mtime_method to x-oc-mtime or none")
+                    f"({(status or '?').strip()}); set mtime_method to x-oc-mtime or none"
+                )
 
     def _patch_mtime(self, rel: str, key: str, mtime_ns: int) -> None:
         secs = mtime_ns // NS
@@ -541,15 +590,22 @@ class WebDAVProvider(Provider):
         key = self._key(rel)
         me = self._abs(key)
         what = self._what(rel)
-        with translated(ERRORS, what), self._http().stream(
-            "PROPFIND", self._url(key, collection=True), headers={"Depth": "1", **XML},
-            content=self._body, follow_redirects=True,
-        ) as resp:
+        with (
+            translated(ERRORS, what),
+            self._http().stream(
+                "PROPFIND",
+                self._url(key, collection=True),
+                headers={"Depth": "1", **XML},
+                content=self._body,
+                follow_redirects=True,
+            ) as resp,
+        ):
             if resp.status_code >= 400:
                 raise DAVStatus("PROPFIND", resp.status_code)
             if resp.status_code != 207:
-                raise ProviderError(f"{what}: PROPFIND answered {resp.status_code}, "
-                                    "not a WebDAV multistatus")
+                raise ProviderError(
+                    f"{what}: PROPFIND answered {resp.status_code}, not a WebDAV multistatus"
+                )
             parser: ET.XMLPullParser = ET.XMLPullParser(events=("end",))
             first = True
             for chunk in resp.iter_bytes():
@@ -590,9 +646,12 @@ class WebDAVProvider(Provider):
         headers = {}
         if start > 0 or end is not None:
             headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
-        with translated(ERRORS, what), self._http().stream(
-            "GET", self._url(key), headers=headers, follow_redirects=True
-        ) as resp:
+        with (
+            translated(ERRORS, what),
+            self._http().stream(
+                "GET", self._url(key), headers=headers, follow_redirects=True
+            ) as resp,
+        ):
             if resp.status_code == 416:
                 return  # start is at or past the end
             if resp.status_code >= 400:
@@ -663,8 +722,9 @@ class WebDAVProvider(Provider):
         name = f"{TMP_PREFIX}{uuid.uuid4().hex}"
         return f"{parent}/{name}" if parent else name
 
-    def _upload(self, stream: BinaryIO, key: str, parent: str, size: int | None,
-                headers: dict[str, str]) -> int:
+    def _upload(
+        self, stream: BinaryIO, key: str, parent: str, size: int | None, headers: dict[str, str]
+    ) -> int:
         """PUT the stream to `key`: up to SMALL_BODY in one piece (also when the size is not
         given but the stream is that short), else streamed (chunked when the size is unknown).
         A 409 (a parent removed behind our back, so the collection cache lied) is retried once
@@ -678,8 +738,11 @@ class WebDAVProvider(Provider):
         else:
             with suppress(AttributeError, OSError, ValueError):
                 pos = stream.tell() if stream.seekable() and size is not None else None
-            body = _chunks(stream, size) if size is not None else \
-                itertools.chain([head], _chunks(stream, None))
+            body = (
+                _chunks(stream, size)
+                if size is not None
+                else itertools.chain([head], _chunks(stream, None))
+            )
         if size is not None:
             headers = {**headers, "Content-Length": str(size)}
         resp = self._send("PUT", key, headers=headers, content=body, ok=(404, 405, 409))
@@ -692,8 +755,10 @@ class WebDAVProvider(Provider):
         self._file_in_the_way(parent)
         if not isinstance(body, bytes):
             if pos is None:
-                raise Conflict(f"{self._what_key(key)}: a parent directory vanished during the "
-                               "upload", retryable=True)  # a retry MKCOLs it again
+                raise Conflict(
+                    f"{self._what_key(key)}: a parent directory vanished during the upload",
+                    retryable=True,
+                )  # a retry MKCOLs it again
             stream.seek(pos)
             body = _chunks(stream, size)
         self._ensure_dirs(parent)
@@ -759,11 +824,15 @@ class WebDAVProvider(Provider):
             # COPY onto a temporary name and MOVE it into place: readers never see a partial
             # copy, and an existing directory at dst is refused rather than replaced.
             tmp = self._tmp_key(parent)
-            self._send("COPY", skey, headers={**self._destination(tmp, overwrite=False),
-                                              "Depth": "0"})
+            self._send(
+                "COPY", skey, headers={**self._destination(tmp, overwrite=False), "Depth": "0"}
+            )
             try:
-                if (self.capabilities.set_mtime and before.mtime_ns is not None
-                        and self._stat_key(d, tmp).mtime_ns != before.mtime_ns):
+                if (
+                    self.capabilities.set_mtime
+                    and before.mtime_ns is not None
+                    and self._stat_key(d, tmp).mtime_ns != before.mtime_ns
+                ):
                     self._patch_mtime(d, tmp, before.mtime_ns)  # server did not keep it
                 self._move_into_place(tmp, dkey)
             except BaseException:
@@ -782,8 +851,10 @@ class WebDAVProvider(Provider):
             if not self._destination_ok(dkey):
                 # the server cannot MOVE there: copy through us, then delete (files only)
                 if self._stat_key(s, skey).kind == "dir":
-                    raise Unsupported(f"{self._what(d)}: this server cannot move a directory "
-                                      "to a name with ?, ; or #")
+                    raise Unsupported(
+                        f"{self._what(d)}: this server cannot move a directory "
+                        "to a name with ?, ; or #"
+                    )
                 moved = self.copy(s, d)
                 self._send("DELETE", skey)
                 return moved
@@ -799,14 +870,24 @@ class WebDAVProvider(Provider):
 
     def check(self) -> None:
         with translated(ERRORS, self._what("")):
-            resp = self._send("PROPFIND", "", collection=True, headers={"Depth": "0", **XML},
-                              content=self._body, ok=(404,), follow=True)
+            resp = self._send(
+                "PROPFIND",
+                "",
+                collection=True,
+                headers={"Depth": "0", **XML},
+                content=self._body,
+                ok=(404,),
+                follow=True,
+            )
             if resp.status_code == 404:
-                raise NotFound(f"{self.name}: {self.url} not found (check url, preset, host "
-                               "and username)")
+                raise NotFound(
+                    f"{self.name}: {self.url} not found (check url, preset, host and username)"
+                )
             if resp.status_code != 207:
-                raise ProviderError(f"{self.name}: {self.url} is not a WebDAV collection "
-                                    f"(PROPFIND answered {resp.status_code})")
+                raise ProviderError(
+                    f"{self.name}: {self.url} is not a WebDAV collection "
+                    f"(PROPFIND answered {resp.status_code})"
+                )
 
     def close(self) -> None:
         with self._lock:

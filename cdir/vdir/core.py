@@ -592,7 +592,9 @@ class Namespace:
         detail: dict[str, Any] | None = None,
     ) -> None:
         s.add(
-            Event(actor=_actor(), action=action, path=path, provider=provider, detail=detail or {})
+            Event(
+                actor=actor_name(), action=action, path=path, provider=provider, detail=detail or {}
+            )
         )
 
     def check_within(self, path: str, ancestor: str) -> None:
@@ -617,7 +619,7 @@ def _path_match(path: str, pattern: str) -> bool:
     return all(fnmatchcase(a, b) for a, b in zip(segs[-len(pats) :], pats, strict=True))
 
 
-def _actor() -> str:
+def actor_name() -> str:
     try:
         return os.getlogin()
     except OSError:

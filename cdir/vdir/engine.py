@@ -4,10 +4,12 @@ writes. It knows providers, never the catalog."""
 
 from __future__ import annotations
 
+import queue
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -25,6 +27,7 @@ class Task(Generic[T]):
     size: int
     run: Callable[[], Any]  # does the transfer; returns what the caller needs (a RemoteStat)
     label: str = ""
+    lane: str = ""  # tasks of one lane share its width (a provider's max_parallel)
 
 
 @dataclass
@@ -106,30 +109,67 @@ class Progress:
 
 
 def run(
-    tasks: Iterable[Task[T]], parallel: int, progress: Progress | None = None
+    tasks: Iterable[Task[T]],
+    parallel: int,
+    progress: Progress | None = None,
+    widths: Mapping[str, int] | None = None,
 ) -> Iterator[Outcome[T]]:
-    """Run tasks with at most `parallel` in flight; yield outcomes as they complete.
+    """Run tasks with at most `parallel` in flight, and at most `widths[lane]` per lane (a
+    provider that is fastest one transfer at a time, say); yield outcomes as they complete.
 
-    Tasks are submitted lazily so a million-file plan does not sit in the pool's queue."""
+    Tasks are pulled lazily (a bounded look-ahead), so a million-file plan never sits in a
+    queue, and results come back through one queue (no per-completion wait())."""
     parallel = max(1, parallel)
+    limits = dict(widths or {})
     it = iter(tasks)
-    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="cdir-xfer") as pool:
-        inflight: set[Future[Outcome[T]]] = set()
+    results: queue.SimpleQueue[Outcome[T] | BaseException] = queue.SimpleQueue()
+    waiting: dict[str, deque[Task[T]]] = defaultdict(deque)
+    busy: Counter[str] = Counter()
+    queued = running = 0
+    exhausted = False
 
-        def fill() -> None:
-            while len(inflight) < parallel * 4:
+    def width(lane: str) -> int:
+        return max(1, min(parallel, limits.get(lane) or parallel))
+
+    def work(task: Task[T]) -> None:
+        try:
+            results.put(_with_retries(task))
+        except BaseException as exc:  # a bug, not a transfer error: surface it in the caller
+            results.put(exc)
+
+    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="cdir-xfer")
+
+    def fill() -> None:
+        nonlocal queued, running, exhausted
+        while running < parallel:
+            lane = next((ln for ln, q in waiting.items() if q and busy[ln] < width(ln)), None)
+            if lane is None:
+                if exhausted or queued >= parallel * 16:
+                    return
                 task = next(it, None)
                 if task is None:
+                    exhausted = True
                     return
-                inflight.add(pool.submit(_with_retries, task))
+                waiting[task.lane].append(task)
+                queued += 1
+                continue
+            task = waiting[lane].popleft()
+            queued -= 1
+            busy[lane] += 1
+            running += 1
+            pool.submit(work, task)
 
+    try:
         fill()
-        while inflight:
-            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-            for fut in done:
-                inflight.discard(fut)
-                outcome = fut.result()
-                if progress is not None:
-                    progress.advance(1, outcome.task.size if outcome.error is None else 0)
-                yield outcome
+        while running:
+            out = results.get()
+            if isinstance(out, BaseException):
+                raise out
+            running -= 1
+            busy[out.task.lane] -= 1
+            if progress is not None:
+                progress.advance(1, out.task.size if out.error is None else 0)
+            yield out
             fill()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Table, bindparam, insert, update
 from sqlmodel import Session, col, select
 
-from cdir.catalog import Entry, Provider, Replica
+from cdir.catalog import Entry, Event, Provider, Replica
 from cdir.catalog.models import utcnow
 from cdir.errors import (
     AlreadyExists,
@@ -33,7 +34,7 @@ from cdir.providers.base import TMP_PREFIX, RemoteStat
 from cdir.schema import TransferReport
 from cdir.schema.paths import is_within, join, normalize, relative, split
 from cdir.vdir import engine
-from cdir.vdir.core import BATCH, Namespace, subtree_clause
+from cdir.vdir.core import BATCH, Namespace, actor_name, subtree_clause
 from cdir.vdir.streams import HashingChunks, reader
 
 
@@ -51,6 +52,8 @@ class FileJob:
     done: dict[int, RemoteStat] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)
     hash: str | None = None
+    entry_id: int = 0  # catalog id once recorded
+    generation: int = 0  # the generation it was recorded as
 
 
 def remote_of(vpath: str) -> str:
@@ -124,6 +127,10 @@ class VDir(Namespace):
             upload=self._upload_local,
         )
 
+    def _widths(self, providers: Sequence[Provider]) -> dict[str, int]:
+        """Each provider's useful concurrency (its lane width in the engine)."""
+        return {p.name: self.backend(p.name).capabilities.max_parallel for p in providers}
+
     def _upload_local(self, job: FileJob, prov: Provider) -> RemoteStat:
         return self.backend(prov.name).put_file(
             job.source, remote_of(job.vpath), mtime_ns=job.mtime_ns
@@ -184,7 +191,7 @@ class VDir(Namespace):
             self.ensure_dirs(s, parents)
         todo = [f for f in files if f.targets]
         tasks = (
-            engine.Task((f, p), f.size, _bind(upload, f, p), f"{p.name}:{f.vpath}")
+            engine.Task((f, p), f.size, _bind(upload, f, p), f"{p.name}:{f.vpath}", p.name)
             for f in todo
             for p in f.targets
         )
@@ -192,9 +199,10 @@ class VDir(Namespace):
         finished: list[FileJob] = []
         total_bytes = sum(f.size * len(f.targets) for f in todo)
         with engine.Progress(action, len(todo), total_bytes, progress) as bar:
-            for out in engine.run(tasks, parallel):
+            for out in engine.run(tasks, parallel, None, self._widths(providers)):
                 f, p = out.task.key
                 assert p.id is not None
+                bar.advance(0, f.size if out.error is None else 0)
                 if out.error is not None:
                     f.failed[p.id] = str(out.error)
                 elif out.result.size != f.size:
@@ -222,59 +230,125 @@ class VDir(Namespace):
         action: str,
         report: TransferReport,
     ) -> None:
-        """One transaction for a batch of finished files."""
-        if not jobs:
-            return
-        with self.db.session() as s:
-            for f in jobs:
-                report.errors.extend(f.failed.values())
-                if not f.done:
-                    report.failed += 1
-                    continue
+        """One transaction for a batch of finished files, in a few executemany statements
+        (the ORM costs ~1 ms a row; these cost microseconds)."""
+        ok: list[FileJob] = []
+        for f in jobs:
+            report.errors.extend(f.failed.values())
+            report.failed += bool(f.failed) or not f.done
+            if f.done:
                 report.files += 1
-                if f.failed:
-                    report.failed += 1
-                e = f.entry
-                d, b = split(f.vpath)
-                if e is None:
-                    e = Entry(dirname=d, basename=b, kind="file")
-                if f.changed or e.deleted_at is not None:
-                    if e.deleted_at is not None or e.kind != "file":
-                        e.kind, e.deleted_at = "file", None
-                    e.generation += 1
-                    e.size, e.mtime_ns, e.hash = f.size, f.mtime_ns, f.hash
-                    e.updated_at = utcnow()
-                s.add(e)
-                s.flush()
-                assert e.id is not None
-                mine = reps.get(e.id, {})
-                now = utcnow()
-                for pid, st in f.done.items():
-                    r = mine.get(pid) or Replica(
-                        entry_id=e.id, provider_id=pid, remote_path=remote_of(f.vpath)
-                    )
-                    r.remote_path, r.size, r.mtime_ns = st.path, st.size, st.mtime_ns
-                    r.fingerprint, r.generation, r.state = st.fingerprint, e.generation, "current"
-                    r.last_checked, r.last_error = now, None
-                    s.add(r)
-                for pid, err in f.failed.items():
-                    r = mine.get(pid) or Replica(
-                        entry_id=e.id, provider_id=pid, remote_path=remote_of(f.vpath), generation=0
-                    )
-                    r.state, r.last_error = "error", err[:500]
-                    s.add(r)
-                if f.changed:
-                    for pid, r in mine.items():
-                        if pid not in f.done and pid not in f.failed and r.state == "current":
-                            r.state = "stale"
-                            s.add(r)
-                self._event(
-                    s,
-                    action,
-                    f.vpath,
-                    None,
-                    {"to": sorted(f.done), "failed": sorted(f.failed), "generation": e.generation},
+                ok.append(f)
+        if not ok:
+            return
+        now = utcnow()
+        ents, reps_t, events = table(Entry), table(Replica), table(Event)
+        created: list[dict[str, Any]] = []
+        revised: list[dict[str, Any]] = []
+        for f in ok:
+            e = f.entry
+            d, b = split(f.vpath)
+            bump = f.changed or e is None or e.deleted_at is not None
+            f.generation = (e.generation if e is not None else 0) + bump
+            row = {
+                "kind": "file",
+                "size": f.size,
+                "mtime_ns": f.mtime_ns,
+                "hash": f.hash,
+                "generation": f.generation,
+                "deleted_at": None,
+                "updated_at": now,
+            }
+            if e is None:
+                created.append({"dirname": d, "basename": b, "meta": {}, **row})
+            elif bump:
+                revised.append({"b_id": e.id, **row})
+        with self.db.session() as s:
+            if created:
+                ids = iter(
+                    s.execute(
+                        insert(ents).returning(ents.c.id, sort_by_parameter_order=True), created
+                    ).scalars()
                 )
+                for f in ok:
+                    if f.entry is None:
+                        f.entry_id = next(ids)
+            for f in ok:
+                if f.entry is not None:
+                    f.entry_id = f.entry.id
+            if revised:
+                s.execute(update(ents).where(ents.c.id == bindparam("b_id")), revised)
+            new_reps: list[dict[str, Any]] = []
+            written: list[dict[str, Any]] = []
+            errored: list[dict[str, Any]] = []
+            staled: list[dict[str, Any]] = []
+            for f in ok:
+                mine = reps.get(f.entry_id, {}) if f.entry is not None else {}
+                for pid, st in f.done.items():
+                    vals = {
+                        "remote_path": st.path,
+                        "size": st.size,
+                        "mtime_ns": st.mtime_ns,
+                        "fingerprint": st.fingerprint,
+                        "generation": f.generation,
+                        "state": "current",
+                        "last_checked": now,
+                        "last_error": None,
+                    }
+                    if pid in mine:
+                        written.append({"b_id": mine[pid].id, **vals})
+                    else:
+                        new_reps.append({"entry_id": f.entry_id, "provider_id": pid, **vals})
+                for pid, err in f.failed.items():
+                    if pid in mine:
+                        errored.append(
+                            {"b_id": mine[pid].id, "state": "error", "last_error": err[:500]}
+                        )
+                    else:
+                        new_reps.append(
+                            {
+                                "entry_id": f.entry_id,
+                                "provider_id": pid,
+                                "remote_path": remote_of(f.vpath),
+                                "size": None,
+                                "mtime_ns": None,
+                                "fingerprint": None,
+                                "generation": 0,
+                                "state": "error",
+                                "last_checked": now,
+                                "last_error": err[:500],
+                            }
+                        )
+                if f.changed:
+                    staled += [
+                        {"b_id": r.id, "state": "stale"}
+                        for pid, r in mine.items()
+                        if pid not in f.done and pid not in f.failed and r.state == "current"
+                    ]
+            if new_reps:
+                s.execute(insert(reps_t), new_reps)
+            for rows in (written, errored, staled):
+                if rows:
+                    s.execute(update(reps_t).where(reps_t.c.id == bindparam("b_id")), rows)
+            actor = actor_name()
+            s.execute(
+                insert(events),
+                [
+                    {
+                        "at": now,
+                        "actor": actor,
+                        "action": action,
+                        "path": f.vpath,
+                        "provider": None,
+                        "detail": {
+                            "to": sorted(f.done),
+                            "failed": sorted(f.failed),
+                            "generation": f.generation,
+                        },
+                    }
+                    for f in ok
+                ],
+            )
 
     def _load(self, s: Session, paths: Sequence[str]) -> dict[str, Entry]:
         """Entries (tombstones too) at `paths`, in few queries: one per subtree for big sets."""
@@ -363,10 +437,17 @@ class VDir(Namespace):
                 )
                 continue
             jobs.append(
-                engine.Task(e.path, e.size or 0, _bind(self._download, e, local, order), e.path)
+                engine.Task(
+                    e.path,
+                    e.size or 0,
+                    _bind(self._download, e, local, order),
+                    e.path,
+                    order[0][0].name,
+                )
             )
         with engine.Progress("get", len(jobs), sum(t.size for t in jobs), progress) as bar:
-            for out in engine.run(jobs, parallel, bar):
+            widths = self._widths(list(provs.values()))
+            for out in engine.run(jobs, parallel, bar, widths):
                 if out.error is not None:
                     report.failed += 1
                     report.errors.append(str(out.error))
@@ -594,11 +675,12 @@ class VDir(Namespace):
                             e.size or 0,
                             _bind(self._move_one, provs[pid], r, remote_of(new)),
                             f"{provs[pid].name}:{e.path}",
+                            provs[pid].name,
                         )
                     )
         moved: dict[int, RemoteStat] = {}
         with engine.Progress("mv", len(tasks), sum(t.size for t in tasks), progress) as bar:
-            for out in engine.run(tasks, parallel, bar):
+            for out in engine.run(tasks, parallel, bar, self._widths(list(provs.values()))):
                 e, r, new = out.task.key
                 if out.error is None:
                     moved[r.id or 0] = out.result
@@ -727,6 +809,7 @@ class VDir(Namespace):
                                     e.size or 0,
                                     _bind(self._delete_file, provs[pid], r.remote_path),
                                     e.path,
+                                    provs[pid].name,
                                 )
                             )
                 for pid in tree_provs:
@@ -742,6 +825,7 @@ class VDir(Namespace):
                             0,
                             _bind(self.backend(provs[pid].name).delete_tree, remote_of(top.path)),
                             f"{provs[pid].name}:{top.path}",
+                            provs[pid].name,
                         )
                     )
                 report.files += sum(1 for e in ents if e.kind == "file")
@@ -749,7 +833,7 @@ class VDir(Namespace):
         gone: list[int | None] = []
         failed: dict[int | None, str] = {}
         with engine.Progress("rm", len(tasks), 0, progress) as bar:
-            for out in engine.run(tasks, parallel, bar):
+            for out in engine.run(tasks, parallel, bar, self._widths(list(provs.values()))):
                 _kind, ids = out.task.key
                 ids = ids if isinstance(ids, list) else [ids]
                 if out.error is None:
@@ -850,6 +934,10 @@ class VDir(Namespace):
                 self._event(s, "scan", vp, provider, {"files": len(chunk)})
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
+
+
+def table(model: type[Any]) -> Table:
+    return model.__table__  # type: ignore[no-any-return]
 
 
 def walk_local(top: Path, recursive: bool) -> Iterator[tuple[Path, str, os.stat_result | None]]:
