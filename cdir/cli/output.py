@@ -57,19 +57,17 @@ def emit(
         for d in dicts:
             w.writerow(["" if d.get(c) is None else _flat(d.get(c)) for c in columns])
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title, box=None, header_style="bold", pad_edge=False)
-    for h in headers or columns:
-        table.add_column(h, no_wrap=True)
     raw = [r.model_dump() if isinstance(r, BaseModel) else r for r in rows]
-    for d in raw:
-        table.add_row(*(human_size(d.get(c)) if c in sizes else _cell(d.get(c)) for c in columns))
-    console = Console()
-    if not console.is_terminal:  # pipes and files get whole lines, never wrapped cells
-        console.width = 100_000
-    console.print(table)
+    cells = [list(headers or columns)] + [
+        [human_size(d.get(c)) if c in sizes else _cell(d.get(c)) for c in columns] for d in raw
+    ]
+    # plain aligned columns: as readable as a rich table, and 10,000 rows print in milliseconds
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    out = sys.stdout
+    if title:
+        out.write(title + "\n")
+    for row in cells:
+        out.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
 def _flat(v: Any) -> str:

@@ -40,6 +40,17 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 BATCH = 500  # catalog rows per transaction
 
 
+ENTRY, REPLICA, PROVIDER = (
+    m.__table__  # type: ignore[attr-defined]
+    for m in (Entry, Replica, Provider)
+)
+
+
+def path_of(e: Any) -> str:
+    """The virtual path of an Entry or of a plain entry row."""
+    return f"{e.dirname.rstrip('/')}/{e.basename}" if e.basename else e.dirname
+
+
 def ns_to_dt(ns: int | None) -> datetime | None:
     return None if ns is None else datetime.fromtimestamp(ns / 1e9, UTC)
 
@@ -347,7 +358,7 @@ class Namespace:
                 [self._entry_out(e, self._replicas([e]).get(e.id or 0) if replicas else None)], None
             )
         with self.db.session() as s:
-            q = select(Entry).where(col(Entry.deleted_at).is_(None))
+            q = select(ENTRY).where(col(Entry.deleted_at).is_(None))
             q = q.where(subtree_clause(path)) if recursive else q.where(Entry.dirname == path)
             if after:
                 d, b = split(after)
@@ -360,13 +371,13 @@ class Namespace:
             q = q.order_by(col(Entry.dirname), col(Entry.basename))
             if limit:
                 q = q.limit(limit + 1)
-            rows = list(s.exec(q).all())
+            rows = list(s.execute(q).all())
             more = bool(limit) and len(rows) > (limit or 0)
             rows = rows[:limit] if limit else rows
             reps = self._replicas(rows, s) if replicas else {}
             names = self._provider_names(s) if not replicas else None
         out = [self._entry_out(r, reps.get(r.id or 0) if replicas else None, names) for r in rows]
-        return Listing(out, rows[-1].path if more and rows else None)
+        return Listing(out, path_of(rows[-1]) if more and rows else None)
 
     def search(
         self, pattern: str, under: str = "/", *, recursive: bool = False, limit: int | None = None
@@ -382,15 +393,15 @@ class Namespace:
         like = "".join("%" if c == "*" else "_" if c in "?[" else like_escape(c) for c in pattern)
         like = re.sub(r"_[^\]]*\]", "_", like) if "[" in pattern else like
         with self.db.session() as s:
-            q = select(Entry).where(col(Entry.deleted_at).is_(None))
+            q = select(ENTRY).where(col(Entry.deleted_at).is_(None))
             q = q.where(subtree_clause(base)) if recursive else q.where(Entry.dirname == base)
             if not by_path:
                 q = q.where(col(Entry.basename).like(like, escape="\\"))
             q = q.order_by(col(Entry.dirname), col(Entry.basename))
             names = self._provider_names(s)
             out: list[EntryOut] = []
-            for r in s.exec(q.execution_options(yield_per=2000)):
-                if (by_path and _path_match(r.path, pattern)) or (
+            for r in s.execute(q.execution_options(yield_per=2000)):
+                if (by_path and _path_match(path_of(r), pattern)) or (
                     not by_path and fnmatchcase(r.basename, pattern)
                 ):
                     out.append(self._entry_out(r, None, names))
@@ -406,9 +417,9 @@ class Namespace:
             if e.kind == "file":
                 rows = [e]
             else:
-                q = select(Entry).where(col(Entry.deleted_at).is_(None), Entry.kind == "file")
+                q = select(ENTRY).where(col(Entry.deleted_at).is_(None), Entry.kind == "file")
                 q = q.where(subtree_clause(path)) if recursive else q.where(Entry.dirname == path)
-                rows = list(s.exec(q.order_by(col(Entry.dirname), col(Entry.basename))).all())
+                rows = list(s.execute(q.order_by(col(Entry.dirname), col(Entry.basename))).all())
             reps = self._replicas(rows, s)
             names = self._provider_names(s)
         return [self._entry_out(r, reps.get(r.id or 0, []), names) for r in rows]
@@ -426,14 +437,14 @@ class Namespace:
 
         def q(sess: Session) -> None:
             for i in range(0, len(ids), 900):
-                rows = sess.exec(
-                    select(Replica, Provider.name)
-                    .join(Provider, col(Provider.id) == Replica.provider_id)
+                rows = sess.execute(
+                    select(REPLICA, col(Provider.name).label("pname"))
+                    .join(PROVIDER, col(Provider.id) == col(Replica.provider_id))
                     .where(col(Replica.entry_id).in_(ids[i : i + 900]))
                     .order_by(col(Provider.name))
                 ).all()
-                for rep, pname in rows:
-                    out.setdefault(rep.entry_id, []).append((rep, pname))
+                for rep in rows:  # plain rows: no ORM objects on read paths
+                    out.setdefault(rep.entry_id, []).append((rep, rep.pname))
 
         if s is not None:
             q(s)
@@ -444,10 +455,12 @@ class Namespace:
 
     def _entry_out(
         self,
-        e: Entry,
-        reps: list[tuple[Replica, str]] | None,
+        e: Any,
+        reps: list[tuple[Any, str]] | None,
         names: dict[int, str] | None = None,
     ) -> EntryOut:
+        """An Entry (ORM object or plain row) and its replicas as the shared output shape;
+        model_construct: the catalog's values need no validation."""
         pref = None
         if e.preferred_provider_id is not None:
             pref = (names or {}).get(e.preferred_provider_id)
@@ -455,9 +468,9 @@ class Namespace:
                 pref = next(
                     (n for r, n in reps or [] if r.provider_id == e.preferred_provider_id), None
                 )
-        return EntryOut(
+        return EntryOut.model_construct(
             id=e.id or 0,
-            path=e.path,
+            path=path_of(e),
             kind=e.kind,
             size=e.size,
             mtime=ns_to_dt(e.mtime_ns),
@@ -467,7 +480,7 @@ class Namespace:
             replicas=None
             if reps is None
             else [
-                ReplicaOut(
+                ReplicaOut.model_construct(
                     provider=n,
                     remote_path=r.remote_path,
                     state=r.state,
