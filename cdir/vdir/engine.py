@@ -83,7 +83,7 @@ class Progress:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 TextColumn("{task.fields[files]}"),
-                DownloadColumn(),
+                DownloadColumn(binary_units=True),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
                 console=console,
