@@ -12,14 +12,12 @@ import base64
 import binascii
 import contextlib
 import hashlib
-import os
 import re
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 import requests
@@ -58,9 +56,21 @@ from cdir.errors import (
     translate,
 )
 from cdir.providers.base import TMP_PREFIX, Capabilities, OptionSpec, Provider, RemoteStat
-
-MiB = 1024 * 1024
-_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+from cdir.providers.common import (
+    META_MTIME,
+    RETRY_STATUS,
+    MiB,
+    PrependedStream,
+    bare_etag,
+    check_size,
+    datetime_ns,
+    format_rfc3339,
+    listed_key,
+    read_upto,
+    rfc3339_meta_mtime,
+    split_root,
+)
+from cdir.providers.sessions import tune_session
 
 
 def _status(e: BaseException) -> int | None:
@@ -73,7 +83,7 @@ ERRORS: list[ErrorRule] = [
     (lambda e: isinstance(e, ResourceModifiedError), Conflict, False),  # 412: etag changed
     (lambda e: isinstance(e, ResourceExistsError), Conflict, False),  # 409: lease, pending copy
     (lambda e: _status(e) in (401, 403), AuthError, False),
-    (lambda e: _status(e) in _RETRY_STATUS, Unavailable, True),
+    (lambda e: _status(e) in RETRY_STATUS, Unavailable, True),
     # connection refused/reset, DNS, timeouts (azure-core wraps the requests errors)
     (lambda e: isinstance(e, ServiceRequestError | ServiceResponseError), Unavailable, True),
     (lambda e: isinstance(e, requests.ConnectionError | requests.Timeout), Unavailable, True),
@@ -120,20 +130,9 @@ class AzureProvider(Provider):
         OptionSpec("timeout", "connect/read timeout in seconds", default=60),
     )
 
-    def __init__(
-        self,
-        name: str,
-        root: str,
-        options: Mapping[str, Any] | None = None,
-        secrets: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(name, root, options, secrets)
-        container, _, prefix = root.strip("/").partition("/")
-        if not container:
-            raise UsageError(f"{name}: root must be 'container' or 'container/prefix'")
-        self.container = container
-        prefix = prefix.strip("/")
-        self.prefix = f"{prefix}/" if prefix else ""
+    def configure(self) -> None:
+        name = self.name
+        self.container, self.prefix = split_root(name, self.root, "container")
         ways = [k for k in ("account_key", "sas_token", "connection_string") if self.secrets.get(k)]
         if len(ways) != 1:
             raise UsageError(
@@ -150,10 +149,10 @@ class AzureProvider(Provider):
                 raise UsageError(f"{name}: account_key is not valid base64") from None
         if self._auth == "sas_token" and not self.opts.get("account_url"):
             raise UsageError(f"{name}: sas_token needs the option account_url")
-        self._page = _int(self.opts, "page_size", 5000)
-        self._single_put = _int(self.opts, "single_put_size", 8 * MiB)
-        self._block = _int(self.opts, "block_size", 8 * MiB)
-        self._concurrency = max(1, _int(self.opts, "concurrency", 4))
+        self._page = self.int_option("page_size", 5000)
+        self._single_put = self.int_option("single_put_size", 8 * MiB)
+        self._block = self.int_option("block_size", 8 * MiB)
+        self._concurrency = max(1, self.int_option("concurrency", 4))
         self._lock = threading.Lock()
         self._service: BlobServiceClient | None = None
         self._http: requests.Session | None = None
@@ -170,8 +169,8 @@ class AzureProvider(Provider):
         return self._cc
 
     def _build_service(self) -> BlobServiceClient:
-        timeout = float(self.opts.get("timeout") or 60)
-        pool = _int(self.opts, "pool_size", 32)
+        timeout = self.float_option("timeout", 60)
+        pool = self.int_option("pool_size", 32)
         session = requests.Session()
         kw: dict[str, Any] = {
             # timeouts go to our transport: the client applies its own only to one it makes
@@ -188,10 +187,10 @@ class AzureProvider(Provider):
             "max_chunk_get_size": 4 * MiB,
             # the SDK default waits 15 s, then 18 s…; a short backoff, vdir retries above this
             "retry_policy": ExponentialRetry(
-                initial_backoff=0.5,
+                initial_backoff=0.5,  # type: ignore[arg-type]  # the SDK types it int; floats work
                 increment_base=2,
                 random_jitter_range=0.5,  # type: ignore[arg-type]
-                retry_total=_int(self.opts, "retries", 3),
+                retry_total=self.int_option("retries", 3),
             ),
         }
         if self.opts.get("api_version"):
@@ -215,7 +214,7 @@ class AzureProvider(Provider):
                     cred = self.secrets["sas_token"].lstrip("?")
                 service = BlobServiceClient(url, credential=cred, **kw)
         # a pool big enough for --parallel threads times block concurrency
-        _tune(session, service.url, pool)
+        tune_session(session, service.url, pool)
         self._http = session
         return service
 
@@ -224,9 +223,6 @@ class AzureProvider(Provider):
 
     def _key(self, path: str) -> str:
         return self.prefix + path
-
-    def _what(self, path: str) -> str:
-        return f"{self.name}:/{path}"
 
     @contextmanager
     def _errors(self, path: str) -> Iterator[None]:
@@ -245,12 +241,13 @@ class AzureProvider(Provider):
 
     def _stat_props(self, path: str, p: BlobProperties) -> RemoteStat:
         md5 = p.content_settings.content_md5 if p.content_settings else None
+        mtime = rfc3339_meta_mtime(p.metadata)
         return RemoteStat(
             path,
             "file",
             int(p.size or 0),
-            _mtime(p.metadata, p.last_modified),
-            _etag(p.etag),
+            datetime_ns(p.last_modified) if mtime is None else mtime,
+            bare_etag(p.etag),
             {"md5": bytes(md5).hex()} if md5 else {},
         )
 
@@ -290,19 +287,9 @@ class AzureProvider(Provider):
                 ):
                     found = True
                     rel = b.name[cut:]
-                    # every ancestor below `path` is a directory (markers "x/" name only dirs)
-                    parts = rel.rstrip("/").split("/")
-                    for i in range(len(path.split("/")) if path else 0, len(parts) - 1):
-                        d = "/".join(parts[: i + 1])
-                        if d not in seen:
-                            seen.add(d)
-                            yield RemoteStat(d, "dir")
-                    if rel.endswith("/"):
-                        d = rel.rstrip("/")
-                        if d != path and d not in seen:
-                            seen.add(d)
-                            yield RemoteStat(d, "dir")
-                    elif not parts[-1].startswith(TMP_PREFIX):
+                    dirs, is_file = listed_key(path, rel, seen)
+                    yield from dirs
+                    if is_file:
                         yield self._stat_props(rel, b)
             else:
                 for item in cc.walk_blobs(
@@ -364,12 +351,12 @@ class AzureProvider(Provider):
     ) -> RemoteStat:
         if not path:
             raise IsADirectory(f"{self._what(path)}: is a directory")
-        meta = {"mtime": _fmt_mtime(mtime_ns)} if mtime_ns is not None else {}
+        meta = {META_MTIME: format_rfc3339(mtime_ns)} if mtime_ns is not None else {}
         with self._errors(path):
             bc = self._blob(path)
-            head = _read_full(stream, self._single_put + 1)
+            head = read_upto(stream, self._single_put + 1)
             if len(head) <= self._single_put:
-                self._check_size(path, size, len(head))
+                check_size(self._what(path), size, len(head))
                 md5 = hashlib.md5(head)
                 # one Put Blob: atomic, with the MD5 the service checks and stores
                 r = bc.upload_blob(
@@ -381,24 +368,18 @@ class AzureProvider(Provider):
                 )
                 total = len(head)
             else:
-                r, total, md5 = self._put_blocks(
-                    bc, _chunks(head, stream, self._block), meta, path, size
-                )
+                # a source that ends early or runs long raises before the commit: the old
+                # blob stays
+                joined = PrependedStream(head, stream, size, self._what(path))
+                r, total, md5 = self._put_blocks(bc, joined.blocks(self._block), meta, path)
         return RemoteStat(
             path,
             "file",
             total,
-            mtime_ns if mtime_ns is not None else _ns(r["last_modified"]),
-            _etag(r["etag"]),
+            mtime_ns if mtime_ns is not None else datetime_ns(r["last_modified"]),
+            bare_etag(r["etag"]),
             {"md5": md5.hexdigest()},
         )
-
-    def _check_size(self, path: str, size: int | None, got: int) -> None:
-        if size is not None and got != size:
-            raise Conflict(
-                f"{self._what(path)}: the stream gave {got} bytes, not the {size} "
-                "announced (did the source change?); nothing written"
-            )
 
     def _put_blocks(
         self,
@@ -406,7 +387,6 @@ class AzureProvider(Provider):
         chunks: Iterator[bytes],
         meta: dict[str, str],
         path: str,
-        size: int | None,
     ) -> tuple[dict[str, Any], int, Any]:
         """Stage blocks (a few at once, memory bounded) while hashing in order, then commit the
         list with the MD5: readers see the old blob until the commit, and the hash is stored
@@ -421,8 +401,6 @@ class AzureProvider(Provider):
                 for i, chunk in enumerate(chunks):
                     md5.update(chunk)
                     total += len(chunk)
-                    if size is not None and total > size:
-                        self._check_size(path, size, total)
                     block_id = f"{tag}{i:08d}"
                     ids.append(BlobBlock(block_id))
                     pending.add(pool.submit(bc.stage_block, block_id, chunk, len(chunk)))
@@ -436,7 +414,6 @@ class AzureProvider(Provider):
                 for f in pending:
                     f.cancel()
                 raise
-        self._check_size(path, size, total)  # before the commit: the old blob stays
         try:
             r = bc.commit_block_list(
                 ids,
@@ -488,12 +465,13 @@ class AzureProvider(Provider):
             bc = self._blob(path)
             p = self._props(bc, path)
             # Set Blob Metadata replaces all keys: keep the others, only if nothing changed since
-            meta = {**(p.metadata or {}), "mtime": _fmt_mtime(mtime_ns)}
+            meta = {**(p.metadata or {}), META_MTIME: format_rfc3339(mtime_ns)}
             r = bc.set_blob_metadata(
                 meta, etag=p.etag, match_condition=MatchConditions.IfNotModified
             )
             old = self._stat_props(path, p)
-            return RemoteStat(path, "file", old.size, mtime_ns, _etag(str(r["etag"])), old.hashes)
+            etag = bare_etag(str(r["etag"]))
+            return RemoteStat(path, "file", old.size, mtime_ns, etag, old.hashes)
 
     def copy(self, src: str, dst: str) -> RemoteStat:
         with self._errors(src):
@@ -516,8 +494,8 @@ class AzureProvider(Provider):
             dst,
             "file",
             old.size,
-            old.mtime_ns if "mtime" in (p.metadata or {}) else _ns(r["last_modified"]),
-            _etag(r["etag"]),
+            old.mtime_ns if META_MTIME in (p.metadata or {}) else datetime_ns(r["last_modified"]),
+            bare_etag(r["etag"]),
             old.hashes,
         ), p.etag
 
@@ -567,28 +545,6 @@ class AzureProvider(Provider):
             self._http = None
 
 
-def _tune(session: requests.Session, url: str, pool: int) -> None:
-    """A connection pool of `pool`; proxies and CA bundle from the environment read once here:
-    with trust_env requests looks them (and ~/.netrc) up again on every request, which cost
-    ~8 ms per call, as much as a small upload to a local server. Retries are the SDK's."""
-    adapter = _Adapter(pool_maxsize=pool, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.proxies.update(requests.utils.get_environ_proxies(url))
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
-    session.trust_env = False
-
-
-class _Adapter(requests.adapters.HTTPAdapter):
-    """Bigger socket blocks than http.client's 8 KiB default: faster uploads."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("blocksize", 256 * 1024)
-        super().init_poolmanager(*args, **kwargs)
-
-
 @contextmanager
 def _bad_settings(name: str) -> Iterator[None]:
     """The SDK's ValueErrors while building a client (malformed connection string or URL)
@@ -606,74 +562,3 @@ def _code(exc: BaseException) -> str | None:
 def _blob_missing(exc: HttpResponseError) -> bool:
     """A 404 about the blob, not the container."""
     return exc.status_code == 404 and _code(exc) != "ContainerNotFound"
-
-
-def _int(opts: Mapping[str, Any], key: str, default: int) -> int:
-    value = opts.get(key)
-    try:
-        return default if value in (None, "") else int(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"option {key} must be an integer, not {value!r}") from None
-
-
-def _read_full(stream: BinaryIO, n: int) -> bytes:
-    """Read up to n bytes, looping over short reads (pipes, sockets)."""
-    parts: list[bytes] = []
-    left = n
-    while left > 0:
-        data = stream.read(left)
-        if not data:
-            break
-        parts.append(data)
-        left -= len(data)
-    return b"".join(parts)
-
-
-def _chunks(head: bytes, stream: BinaryIO, size: int) -> Iterator[bytes]:
-    """`head` then the rest of `stream`, cut into blocks of `size` (the last may be short)."""
-    view = memoryview(head)
-    while len(view) >= size:
-        yield bytes(view[:size])
-        view = view[size:]
-    rest = bytes(view)
-    while True:
-        chunk = rest + _read_full(stream, size - len(rest))
-        rest = b""
-        if not chunk:
-            return
-        yield chunk
-        if len(chunk) < size:
-            return
-
-
-def _etag(etag: str | None) -> str:
-    return (etag or "").strip('"')  # listings give it bare, HEAD quoted
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", re.I)
-
-
-def _fmt_mtime(ns: int) -> str:
-    sec, frac = divmod(ns, 1_000_000_000)
-    return (_EPOCH + timedelta(seconds=sec)).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
-
-
-def _parse_mtime(text: str) -> int | None:
-    m = _RFC3339.match(text.strip())
-    if not m:
-        return None
-    zone = "+00:00" if m.group(3).upper() == "Z" else m.group(3)
-    dt = datetime.fromisoformat(m.group(1) + zone)
-    frac = (m.group(2) or "")[:9].ljust(9, "0")
-    return (dt - _EPOCH) // timedelta(seconds=1) * 1_000_000_000 + int(frac)
-
-
-def _ns(dt: datetime | None) -> int | None:
-    return None if dt is None else (dt - _EPOCH) // timedelta(microseconds=1) * 1000
-
-
-def _mtime(meta: dict[str, str] | None, last_modified: datetime | None) -> int | None:
-    text = (meta or {}).get("mtime")
-    ns = _parse_mtime(text) if text else None
-    return ns if ns is not None else _ns(last_modified)

@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Literal
 
-from cdir.errors import NotFound, Unsupported
+from cdir.errors import NotFound, Unsupported, UsageError
 
 CHUNK = 1024 * 1024
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 # Name prefix of uploads in flight (renamed into place when complete); listings skip it.
 TMP_PREFIX = ".cdir-tmp-"
 
@@ -83,9 +86,51 @@ class Provider(ABC):
         self.root = root
         self.opts = dict(options or {})
         self.secrets = dict(secrets or {})
+        self.configure()
+
+    def configure(self) -> None:  # noqa: B027 - optional hook; some providers need no setup
+        """Read `root`, `opts` and `secrets` into what the provider needs; a bad one is a
+        UsageError. Called by `__init__`, so providers need not repeat its signature. No I/O
+        here: connections are made on first use."""
 
     def __repr__(self) -> str:  # never shows secrets
         return f"<{type(self).__name__} {self.name} {self.kind}:{self.root}>"
+
+    def _what(self, path: str) -> str:
+        """How error messages name `path`: `provider:/path`."""
+        return f"{self.name}:/{path}"
+
+    # --- options (values are strings when they come from the command line) ----------------
+    def int_option(self, key: str, default: int) -> int:
+        """Option `key` as an integer; `default` when absent or empty."""
+        value = self.opts.get(key)
+        try:
+            return default if value in (None, "") else int(value)
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"{self.name}: option {key} must be an integer, not {value!r}"
+            ) from None
+
+    def float_option(self, key: str, default: float) -> float:
+        """Option `key` as a number (seconds, say); `default` when absent or empty."""
+        value = self.opts.get(key)
+        try:
+            return default if value in (None, "") else float(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"{self.name}: option {key} must be a number, not {value!r}") from None
+
+    def bool_option(self, key: str, default: bool) -> bool:
+        """Option `key` as a flag: true/yes/on/1 or false/no/off/0 (any case); `default`
+        when absent or empty."""
+        value = self.opts.get(key)
+        if value is None or value == "":
+            return default
+        if not isinstance(value, str):
+            return bool(value)
+        word = value.strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise UsageError(f"{self.name}: option {key} must be true or false, not {value!r}")
 
     # --- reading ---------------------------------------------------------------------------
     @abstractmethod
@@ -109,16 +154,9 @@ class Provider(ABC):
 
     def get_file(self, path: str, local: Path) -> None:
         """Download to `local` atomically: a temporary file beside it, then a rename."""
-        local.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = create_temp(local.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in self.read_chunks(path):
-                    out.write(chunk)
-            os.replace(tmp, local)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_write(local) as (fd, _), os.fdopen(fd, "wb") as out:
+            for chunk in self.read_chunks(path):
+                out.write(chunk)
 
     def exists(self, path: str) -> bool:
         try:
@@ -176,6 +214,23 @@ class Provider(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook; most providers hold nothing
         """Release connections."""
+
+
+@contextmanager
+def atomic_write(dst: Path, mtime_ns: int | None = None) -> Iterator[tuple[int, Path]]:
+    """A temporary file beside `dst` (its parents made), as (fd open for writing, path), for
+    the block to fill and close; then given `mtime_ns` and renamed onto `dst`, or removed if
+    the block fails (any file at `dst` stays as it was)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = create_temp(dst.parent)
+    try:
+        yield fd, tmp
+        if mtime_ns is not None:
+            os.utime(tmp, ns=(mtime_ns, mtime_ns))
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def create_temp(directory: Path) -> tuple[int, Path]:

@@ -12,13 +12,12 @@ import base64
 import contextlib
 import io
 import json
-import os
 import re
 import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, BinaryIO
 
 import google.auth
@@ -47,17 +46,29 @@ from cdir.errors import (
     translate,
 )
 from cdir.providers.base import TMP_PREFIX, Capabilities, OptionSpec, Provider, RemoteStat
+from cdir.providers.common import (
+    META_MTIME,
+    RETRY_STATUS,
+    MiB,
+    PrependedStream,
+    check_size,
+    datetime_ns,
+    format_rfc3339,
+    listed_key,
+    read_upto,
+    rfc3339_meta_mtime,
+    split_root,
+)
+from cdir.providers.sessions import tune_session
 
-MiB = 1024 * 1024
 _SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
-_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 # only the fields cdir reads: smaller listing pages
 _LIST_FIELDS = "items(name,size,updated,generation,md5Hash,crc32c,metadata),prefixes,nextPageToken"
 
 
 def _bad_status(e: BaseException) -> bool:
     resp = getattr(e, "response", None)
-    return isinstance(e, InvalidResponse) and getattr(resp, "status_code", 0) in _RETRY_STATUS
+    return isinstance(e, InvalidResponse) and getattr(resp, "status_code", 0) in RETRY_STATUS
 
 
 ERRORS: list[ErrorRule] = [
@@ -70,7 +81,7 @@ ERRORS: list[ErrorRule] = [
     ),
     (lambda e: isinstance(e, api_exc.PreconditionFailed), Conflict, False),
     (
-        lambda e: isinstance(e, api_exc.GoogleAPICallError) and e.code in _RETRY_STATUS,
+        lambda e: isinstance(e, api_exc.GoogleAPICallError) and e.code in RETRY_STATUS,
         Unavailable,
         True,
     ),
@@ -131,31 +142,20 @@ class GCSProvider(Provider):
         OptionSpec("timeout", "per-request timeout in seconds", default=60),
     )
 
-    def __init__(
-        self,
-        name: str,
-        root: str,
-        options: Mapping[str, Any] | None = None,
-        secrets: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(name, root, options, secrets)
-        bucket, _, prefix = root.strip("/").partition("/")
-        if not bucket:
-            raise UsageError(f"{name}: root must be 'bucket' or 'bucket/prefix'")
-        self.bucket = bucket
-        prefix = prefix.strip("/")
-        self.prefix = f"{prefix}/" if prefix else ""
-        self._anonymous = _bool(self.opts.get("anonymous"))
+    def configure(self) -> None:
+        name = self.name
+        self.bucket, self.prefix = split_root(name, self.root)
+        self._anonymous = self.bool_option("anonymous", False)
         if self._anonymous and self.secrets.get("service_account_json"):
             raise UsageError(f"{name}: anonymous and service_account_json exclude each other")
-        self._page = _int(self.opts, "page_size", 1000)
-        self._threshold = _int(self.opts, "multipart_threshold", 8 * MiB)
-        self._chunk = _int(self.opts, "chunk_size", 16 * MiB)
+        self._page = self.int_option("page_size", 1000)
+        self._threshold = self.int_option("multipart_threshold", 8 * MiB)
+        self._chunk = self.int_option("chunk_size", 16 * MiB)
         if self._chunk <= 0 or self._chunk % (256 * 1024):
             raise UsageError(f"{name}: chunk_size must be a positive multiple of 262144")
-        self._read_chunk = max(1, _int(self.opts, "read_chunk_size", 8 * MiB))
-        self._timeout = float(self.opts.get("timeout") or 60)
-        rt = float(self.opts.get("retry_timeout", 30) or 0)
+        self._read_chunk = max(1, self.int_option("read_chunk_size", 8 * MiB))
+        self._timeout = self.float_option("timeout", 60)
+        rt = self.float_option("retry_timeout", 30)
         self._retry: Retry | None = DEFAULT_RETRY.with_timeout(rt) if rt > 0 else None
         self._lock = threading.Lock()
         self._http: requests.Session | None = None
@@ -193,10 +193,10 @@ class GCSProvider(Provider):
                 project = project or default_project
             session = AuthorizedSession(creds)
             endpoint = self.opts.get("endpoint")
-            _tune(
+            tune_session(
                 session,
                 endpoint or "https://storage.googleapis.com",
-                _int(self.opts, "pool_size", 32),
+                self.int_option("pool_size", 32),
             )
             client = storage.Client(
                 project=project,  # None: no project lookup (it may probe a metadata server)
@@ -209,9 +209,6 @@ class GCSProvider(Provider):
 
     def _key(self, path: str) -> str:
         return self.prefix + path
-
-    def _what(self, path: str) -> str:
-        return f"{self.name}:/{path}"
 
     def _no_bucket(self) -> NotFound:
         return NotFound(f"{self.name}: bucket {self.bucket!r} does not exist")
@@ -287,19 +284,9 @@ class GCSProvider(Provider):
                     for blob in page:
                         found = True
                         rel = blob.name[cut:]
-                        parts = rel.rstrip("/").split("/")
-                        # every ancestor below `path` is a directory ("x/" markers name only dirs)
-                        for i in range(len(path.split("/")) if path else 0, len(parts) - 1):
-                            d = "/".join(parts[: i + 1])
-                            if d not in seen:
-                                seen.add(d)
-                                yield RemoteStat(d, "dir")
-                        if rel.endswith("/"):
-                            d = rel.rstrip("/")
-                            if d != path and d not in seen:
-                                seen.add(d)
-                                yield RemoteStat(d, "dir")
-                        elif not parts[-1].startswith(TMP_PREFIX):
+                        dirs, is_file = listed_key(path, rel, seen)
+                        yield from dirs
+                        if is_file:
                             yield self._stat_blob(rel, blob)
             else:
                 for page in self._list_blobs(base, delimiter="/").pages:
@@ -374,21 +361,22 @@ class GCSProvider(Provider):
             raise IsADirectory(f"{self._what(path)}: is a directory")
         # 404 on upload means the bucket is missing
         with self._errors(path, bucket_level=True):
-            head = _read_full(stream, self._threshold + 1)
+            head = read_upto(stream, self._threshold + 1)
             blob = self._bucket().blob(self._key(path))
             if mtime_ns is not None:
-                blob.metadata = {"mtime": _fmt_mtime(mtime_ns)}
+                blob.metadata = {META_MTIME: format_rfc3339(mtime_ns)}
             kw = {"checksum": "auto", "retry": self._retry, "timeout": self._timeout}
             if len(head) <= self._threshold:
-                _check_size(self._what(path), size, len(head))
+                check_size(self._what(path), size, len(head))
                 # one multipart request (object metadata + bytes); crc32c checked by the server
                 blob.upload_from_file(io.BytesIO(head), size=len(head), **kw)
             else:
                 # resumable session, chunk by chunk from the stream: memory stays at one chunk.
                 # size=None (total "*" until the last chunk) forces this path even below the
-                # SDK's own 8 MiB multipart limit; _Joined checks the announced size.
+                # SDK's own 8 MiB multipart limit. The joined stream checks the announced size
+                # before the last chunk is sent, so a wrong one never finalizes the upload.
                 blob.chunk_size = self._chunk
-                joined = _Joined(head, stream, size, self._what(path))
+                joined = PrependedStream(head, stream, size, self._what(path))
                 blob.upload_from_file(joined, size=None, **kw)
             return self._stat_blob(path, blob)
 
@@ -424,7 +412,7 @@ class GCSProvider(Provider):
     def set_mtime(self, path: str, mtime_ns: int) -> RemoteStat:
         with self._errors(path):
             blob = self._bucket().blob(self._key(path))
-            blob.metadata = {"mtime": _fmt_mtime(mtime_ns)}  # PATCH merges metadata keys
+            blob.metadata = {META_MTIME: format_rfc3339(mtime_ns)}  # PATCH merges metadata keys
             try:
                 blob.patch(retry=self._retry, timeout=self._timeout)
             except api_exc.NotFound:
@@ -491,124 +479,12 @@ class GCSProvider(Provider):
             self._bkt = None
 
 
-def _tune(session: requests.Session, url: str, pool: int) -> None:
-    """A connection pool of `pool` shared by all threads; proxies and CA bundle from the
-    environment read once here: with trust_env requests looks them (and ~/.netrc) up again on
-    every request, which cost ~8 ms per call. Retries are the SDK's."""
-    adapter = _Adapter(pool_maxsize=pool, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.proxies.update(requests.utils.get_environ_proxies(url))
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
-    session.trust_env = False
-
-
-class _Adapter(requests.adapters.HTTPAdapter):
-    """Bigger socket blocks than http.client's 8 KiB default: faster uploads."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("blocksize", 256 * 1024)
-        super().init_poolmanager(*args, **kwargs)
-
-
-class _Joined(io.RawIOBase):
-    """`head` then the rest of `stream`, for the resumable uploader: full reads (a short read
-    would end the upload) and tell(), which it checks against what the server acknowledged.
-    With a `size`, a stream that ends early or runs long raises before the last chunk is sent,
-    so the upload is never finalized and the old object stays."""
-
-    def __init__(self, head: bytes, stream: BinaryIO, size: int | None, what: str) -> None:
-        self._head = memoryview(head)
-        self._stream = stream
-        self._pos = 0
-        self._size = size
-        self._what = what
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int | None = -1) -> bytes:
-        if n is None or n < 0:
-            n = 1 << 62
-        out = bytes(self._head[:n])
-        self._head = self._head[len(out) :]
-        if len(out) < n:
-            out += _read_full(self._stream, n - len(out))
-        self._pos += len(out)
-        if self._size is not None and (self._pos > self._size or len(out) < n):
-            _check_size(self._what, self._size, self._pos)
-        return out
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seekable(self) -> bool:
-        return False
-
-
-def _check_size(what: str, size: int | None, got: int) -> None:
-    if size is not None and got != size:
-        raise Conflict(
-            f"{what}: the stream gave {got} bytes, not the {size} announced "
-            "(did the source change?); nothing written"
-        )
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
-def _int(opts: Mapping[str, Any], key: str, default: int) -> int:
-    value = opts.get(key)
-    try:
-        return default if value in (None, "") else int(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"option {key} must be an integer, not {value!r}") from None
-
-
-def _read_full(stream: BinaryIO, n: int) -> bytes:
-    """Read up to n bytes, looping over short reads (pipes, sockets)."""
-    parts: list[bytes] = []
-    left = n
-    while left > 0:
-        data = stream.read(min(left, 16 * MiB))
-        if not data:
-            break
-        parts.append(data)
-        left -= len(data)
-    return b"".join(parts)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", re.I)
-
-
-def _fmt_mtime(ns: int) -> str:
-    sec, frac = divmod(ns, 1_000_000_000)
-    return (_EPOCH + timedelta(seconds=sec)).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
-
-
-def _parse_mtime(text: str) -> int | None:
-    m = _RFC3339.match(text.strip())
-    if not m:
-        return None
-    zone = "+00:00" if m.group(3).upper() == "Z" else m.group(3)
-    dt = datetime.fromisoformat(m.group(1) + zone)
-    frac = (m.group(2) or "")[:9].ljust(9, "0")
-    return (dt - _EPOCH) // timedelta(seconds=1) * 1_000_000_000 + int(frac)
-
-
 def _mtime(meta: Mapping[str, str] | None, updated: datetime | None) -> int | None:
-    meta = meta or {}
-    if meta.get("mtime"):
-        ns = _parse_mtime(meta["mtime"])
-        if ns is not None:
-            return ns
-    gsutil = meta.get("goog-reserved-file-mtime", "")
+    """rclone's `mtime`, else gsutil's whole seconds, else the upload time."""
+    ns = rfc3339_meta_mtime(meta)
+    if ns is not None:
+        return ns
+    gsutil = (meta or {}).get("goog-reserved-file-mtime", "")
     if gsutil.isdigit():
         return int(gsutil) * 1_000_000_000
-    return None if updated is None else (updated - _EPOCH) // timedelta(microseconds=1) * 1000
+    return datetime_ns(updated)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import stat as statmod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from cdir.errors import (
     AlreadyExists,
@@ -29,8 +29,9 @@ from cdir.providers.base import (
     OptionSpec,
     Provider,
     RemoteStat,
-    create_temp,
+    atomic_write,
 )
+from cdir.providers.common import check_size
 
 ERRORS: list[ErrorRule] = [
     (lambda e: isinstance(e, FileNotFoundError), NotFound, None),
@@ -66,16 +67,9 @@ class LocalProvider(Provider):
         OptionSpec("max_parallel", "transfers at once (raise it for a network mount)", default=1),
     )
 
-    def __init__(
-        self,
-        name: str,
-        root: str,
-        options: Mapping[str, Any] | None = None,
-        secrets: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(name, root, options, secrets)
-        self.base = Path(root).expanduser().absolute()
-        width = int(self.opts.get("max_parallel") or 1)
+    def configure(self) -> None:
+        self.base = Path(self.root).expanduser().absolute()
+        width = self.int_option("max_parallel", 1)
         if width != self.capabilities.max_parallel:
             self.capabilities = replace(self.capabilities, max_parallel=width)
 
@@ -90,9 +84,6 @@ class LocalProvider(Provider):
         ):
             raise InvalidPath(f"{self._what(path)}: not a clean path relative to the root")
         return self.base / path
-
-    def _what(self, path: str) -> str:
-        return f"{self.name}:/{path}"
 
     @staticmethod
     def _stat(rel: str, st: os.stat_result, ino: int | None = None) -> RemoteStat:
@@ -186,20 +177,10 @@ class LocalProvider(Provider):
             dst = self._p(path)
             if dst.is_dir():
                 raise IsADirectory(f"{what}: is a directory")
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = create_temp(dst.parent)
-            try:
+            with atomic_write(dst, mtime_ns) as (fd, _):
                 with os.fdopen(fd, "wb") as out:
                     written = _copy(stream, out)
-                if size is not None and written != size:
-                    # A source that changed while being sent: the old file stays.
-                    raise ProviderError(f"{what}: the stream gave {written} bytes, not {size}")
-                if mtime_ns is not None:
-                    os.utime(tmp, ns=(mtime_ns, mtime_ns))
-                os.replace(tmp, dst)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+                check_size(what, size, written)  # the source changed: the old file stays
             return self._stat(path, os.stat(dst))
 
     def put_file(self, local: Path, path: str, mtime_ns: int | None = None) -> RemoteStat:
@@ -266,14 +247,6 @@ def _copy(stream: BinaryIO, out: BinaryIO) -> int:
 
 def _atomic_copy(src: Path, dst: Path, mtime_ns: int | None = None) -> None:
     """copyfile (sendfile/copy_file_range in the kernel) to a temp name, then rename."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = create_temp(dst.parent)
-    os.close(fd)
-    try:
+    with atomic_write(dst, mtime_ns) as (fd, tmp):
+        os.close(fd)
         shutil.copyfile(src, tmp)
-        if mtime_ns is not None:
-            os.utime(tmp, ns=(mtime_ns, mtime_ns))
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

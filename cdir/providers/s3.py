@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -52,11 +51,19 @@ from cdir.errors import (
     translated,
 )
 from cdir.providers.base import CHUNK, TMP_PREFIX, Capabilities, OptionSpec, Provider, RemoteStat
+from cdir.providers.common import (
+    META_MTIME,
+    MiB,
+    PrependedStream,
+    bare_etag,
+    check_size,
+    datetime_ns,
+    read_upto,
+    split_root,
+)
 
-MiB = 1024 * 1024
 GiB = 1024 * MiB
 MAX_COPY = 5 * GiB  # the largest object one CopyObject may copy; above it, multipart copy
-META_MTIME = "mtime"
 
 # S3-compatible services: endpoint template (placeholders filled from options of the same
 # name), default region and addressing style. Explicit options override a preset.
@@ -232,12 +239,6 @@ def parse_mtime(text: str | None) -> int | None:
     return -ns if m.group(1) else ns
 
 
-def _dt_ns(dt: datetime | None) -> int | None:
-    if dt is None:
-        return None
-    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
-
-
 def _size_opt(value: Any, name: str) -> int:
     """An int, or a string like "16MiB", "8M", "1G"."""
     if isinstance(value, int):
@@ -246,60 +247,6 @@ def _size_opt(value: Any, name: str) -> int:
     if not m:
         raise UsageError(f"option {name}: not a size: {value!r}")
     return int(m.group(1)) * 1024 ** " KMGT".index((m.group(2) or " ").upper())
-
-
-class _Prepend:
-    """A read-only, non-seekable stream: `head` bytes, then the rest of `stream`. With `size`,
-    fails at the end (before the upload is completed) unless exactly `size` bytes came."""
-
-    def __init__(self, head: bytes, stream: BinaryIO, size: int | None, what: str) -> None:
-        self._head = memoryview(head)
-        self._stream = stream
-        self._size = size
-        self._what = what
-        self._total = 0
-        self.error: BaseException | None = None  # what went wrong here, to re-raise as is
-
-    def read(self, n: int = -1) -> bytes:
-        # Full reads: s3transfer cuts a part per read, and parts under 5 MiB are refused.
-        if self._head:
-            take = len(self._head) if n is None or n < 0 else min(n, len(self._head))
-            out = bytes(self._head[:take])
-            self._head = self._head[take:]
-        else:
-            try:
-                out = self._stream.read() if n is None or n < 0 else _read_upto(self._stream, n)
-            except BaseException as exc:
-                self.error = exc
-                raise
-        self._total += len(out)
-        if self._size is not None and (
-            self._total > self._size or (not out and self._total != self._size)
-        ):
-            self.error = _wrong_size(self._what, self._total, self._size, bool(out))
-            raise self.error
-        return out
-
-    def readable(self) -> bool:
-        return True
-
-
-def _wrong_size(what: str, got: int, want: int, more: bool = False) -> ProviderError:
-    many = f"more than {want}" if more else f"{got}, not {want}"
-    return ProviderError(f"{what}: the stream gave {many} bytes")
-
-
-def _read_upto(stream: BinaryIO, n: int) -> bytes:
-    """Read exactly n bytes unless the stream ends first (read(n) may return fewer)."""
-    parts: list[bytes] = []
-    left = n
-    while left > 0:
-        chunk = stream.read(left)
-        if not chunk:
-            break
-        parts.append(chunk)
-        left -= len(chunk)
-    return b"".join(parts)
 
 
 class S3Provider(Provider):
@@ -367,37 +314,23 @@ class S3Provider(Provider):
         OptionSpec("session_token", "temporary session token", secret=True),
     )
 
-    def __init__(
-        self,
-        name: str,
-        root: str,
-        options: Mapping[str, Any] | None = None,
-        secrets: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(name, root, options, secrets)
-        spec = root.strip()
-        if spec.startswith("s3://"):
-            spec = spec[5:]
-        bucket, _, prefix = spec.strip("/").partition("/")
-        if not bucket:
-            raise UsageError(f"{name}: root must be 'bucket' or 'bucket/prefix', got {root!r}")
-        self.bucket = bucket
-        prefix = "/".join(p for p in prefix.split("/") if p)
-        self.prefix = f"{prefix}/" if prefix else ""
+    def configure(self) -> None:
+        name = self.name
+        self.bucket, self.prefix = split_root(name, self.root, scheme="s3://")
         o = self.opts
         self.endpoint_url, self.region, self.addressing_style = _resolve_endpoint(o)
         self.threshold = _size_opt(o.get("multipart_threshold") or "16MiB", "multipart_threshold")
         self.chunksize = max(
             5 * MiB, _size_opt(o.get("multipart_chunksize") or "16MiB", "multipart_chunksize")
         )
-        self.page_size = max(1, min(1000, int(o.get("page_size") or 1000)))
+        self.page_size = max(1, min(1000, self.int_option("page_size", 1000)))
         self.list_mtime = str(o.get("list_mtime") or "metadata")
         if self.list_mtime not in ("metadata", "server"):
             raise UsageError(f"{name}: list_mtime must be 'metadata' or 'server'")
-        self.etag_md5 = _flag(o.get("etag_md5"), True)
+        self.etag_md5 = self.bool_option("etag_md5", True)
         # SeaweedFS keeps real folders: one emptied by a delete stays a CommonPrefix until an
         # asynchronous cleanup (minutes later). Checking each prefix costs a request per dir.
-        self.verify_dirs = _flag(o.get("verify_dirs"), o.get("preset") == "seaweedfs")
+        self.verify_dirs = self.bool_option("verify_dirs", o.get("preset") == "seaweedfs")
         self._lock = threading.Lock()
         self._client: Any = None
         self._transfer: TransferConfig | None = None
@@ -423,10 +356,10 @@ class S3Provider(Provider):
         cfg = Config(
             region_name=self.region,
             s3={"addressing_style": self.addressing_style},
-            retries={"mode": "standard", "max_attempts": int(o.get("max_attempts") or 5)},
-            max_pool_connections=int(o.get("max_connections") or 32),
-            connect_timeout=float(o.get("connect_timeout") or 10),
-            read_timeout=float(o.get("read_timeout") or 60),
+            retries={"mode": "standard", "max_attempts": self.int_option("max_attempts", 5)},
+            max_pool_connections=self.int_option("max_connections", 32),
+            connect_timeout=self.float_option("connect_timeout", 10),
+            read_timeout=self.float_option("read_timeout", 60),
             tcp_keepalive=True,
             # The new default CRC32 checksums cost a pass over every body and several
             # S3-compatible services reject them; send checksums only where S3 demands one.
@@ -449,7 +382,7 @@ class S3Provider(Provider):
     @property
     def transfer(self) -> TransferConfig:
         if self._transfer is None:
-            conc = int(self.opts.get("upload_concurrency") or 8)
+            conc = self.int_option("upload_concurrency", 8)
             tc = TransferConfig(
                 multipart_threshold=self.threshold,
                 multipart_chunksize=self.chunksize,
@@ -466,9 +399,6 @@ class S3Provider(Provider):
 
     def _rel(self, key: str) -> str:
         return key[len(self.prefix) :]
-
-    def _what(self, path: str) -> str:
-        return f"{self.name}:/{path}"
 
     @contextlib.contextmanager
     def _t(self, path: str) -> Iterator[None]:
@@ -503,11 +433,11 @@ class S3Provider(Provider):
         return RemoteStat(path, "file", size, mtime_ns, etag, self._md5(etag, head))
 
     def _head_stat(self, path: str, head: Mapping[str, Any]) -> RemoteStat:
-        etag = str(head.get("ETag", "")).strip('"')
+        etag = bare_etag(head.get("ETag"))
         meta = head.get("Metadata") or {}
         mtime = parse_mtime(meta.get(META_MTIME))
         if mtime is None:
-            mtime = _dt_ns(head.get("LastModified"))
+            mtime = datetime_ns(head.get("LastModified"))
         st = self._file_stat(path, int(head.get("ContentLength", 0)), etag, mtime, head)
         if not st.hashes and meta.get("md5chksum"):
             # rclone stores the MD5 of its multipart uploads here (base64)
@@ -556,7 +486,7 @@ class S3Provider(Provider):
         if self._pool is None:
             with self._lock:
                 if self._pool is None:
-                    workers = max(1, min(32, int(self.opts.get("max_connections") or 32)))
+                    workers = max(1, min(32, self.int_option("max_connections", 32)))
                     self._pool = ThreadPoolExecutor(workers, thread_name_prefix="cdir-s3")
         return self._pool
 
@@ -615,13 +545,13 @@ class S3Provider(Provider):
                         seen_dirs.add(d)
                         dirs.append(RemoteStat(_join(path, d), "dir"))
                 if not is_marker:
-                    etag = str(obj.get("ETag", "")).strip('"')
+                    etag = bare_etag(obj.get("ETag"))
                     files.append(
                         self._file_stat(
                             _join(path, rel),
                             int(obj.get("Size", 0)),
                             etag,
-                            _dt_ns(obj.get("LastModified")),
+                            datetime_ns(obj.get("LastModified")),
                         )
                     )
             if self.verify_dirs and not recursive and dirs:
@@ -684,7 +614,7 @@ class S3Provider(Provider):
             r = self.client.put_object(
                 Bucket=self.bucket, Key=self._key(path), Body=data, Metadata=meta
             )
-        etag = str(r.get("ETag", "")).strip('"')
+        etag = bare_etag(r.get("ETag"))
         return self._file_stat(path, len(data), etag, parse_mtime(meta[META_MTIME]), r)
 
     def _after_upload(self, path: str) -> RemoteStat:
@@ -700,12 +630,13 @@ class S3Provider(Provider):
         # Always store an mtime (now when none is given): put can then return the stat
         # without a HEAD, and stat/list report the same time.
         meta = self._meta(mtime_ns)
-        head = _read_upto(stream, self.threshold)
+        head = read_upto(stream, self.threshold)
         if len(head) < self.threshold:
-            if size is not None and len(head) != size:
-                raise _wrong_size(self._what(path), len(head), size)
+            check_size(self._what(path), size, len(head))
             return self._put_small(head, path, meta)
-        source = _Prepend(head, stream, size, self._what(path))
+        # Full reads: s3transfer cuts a part per read, and parts under 5 MiB are refused. A
+        # wrong size raises before the upload is completed.
+        source = PrependedStream(head, stream, size, self._what(path))
         try:
             with self._t(path):
                 # a failure (here or in the source) aborts the multipart upload: nothing is
@@ -834,7 +765,7 @@ class S3Provider(Provider):
         r = self._server_copy(path, key, key, int(head.get("ContentLength", 0)), extra)
         if r is None:
             return self._after_upload(path)
-        etag = str(r.get("ETag", "")).strip('"')
+        etag = bare_etag(r.get("ETag"))
         return self._file_stat(path, int(head.get("ContentLength", 0)), etag, mtime_ns, head)
 
     def copy(self, src: str, dst: str) -> RemoteStat:
@@ -848,11 +779,11 @@ class S3Provider(Provider):
         r = self._server_copy(src, self._key(src), self._key(dst), size, {})
         if r is None:
             return self._after_upload(dst)
-        etag = str(r.get("ETag", "")).strip('"')
+        etag = bare_etag(r.get("ETag"))
         # the metadata, and so the mtime, is copied along
         mtime = parse_mtime((head.get("Metadata") or {}).get(META_MTIME))
         if mtime is None:
-            mtime = _dt_ns(r.get("LastModified"))
+            mtime = datetime_ns(r.get("LastModified"))
         return self._file_stat(dst, size, etag, mtime, head)
 
     def move(self, src: str, dst: str) -> RemoteStat:
@@ -888,12 +819,6 @@ def _new_client(profile: str | None, **kwargs: Any) -> Any:
         if session is None:
             session = _SESSIONS[profile] = boto3.session.Session(profile_name=profile)
         return session.client("s3", **kwargs)
-
-
-def _flag(value: Any, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    return str(value).lower() not in ("false", "0", "no", "off")
 
 
 def _join(a: str, b: str) -> str:

@@ -22,7 +22,7 @@ import socket
 import stat as statmod
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -86,6 +86,7 @@ from cdir.errors import (
     translated,
 )
 from cdir.providers.base import TMP_PREFIX, Capabilities, OptionSpec, Provider, RemoteStat
+from cdir.providers.common import check_size, read_upto
 
 _NET_ERRNOS = {
     errno.ENETUNREACH,
@@ -414,30 +415,23 @@ class SFTPProvider(Provider):
         OptionSpec("key_passphrase", "passphrase of the private key", secret=True),
     )
 
-    def __init__(
-        self,
-        name: str,
-        root: str,
-        options: Mapping[str, Any] | None = None,
-        secrets: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(name, root, options, secrets)
-        o = self.opts
+    def configure(self) -> None:
+        name, root, o = self.name, self.root, self.opts
         self.host = str(o.get("host") or "")
         if not self.host:
             raise UsageError(f"{name}: option 'host' is required")
-        self.port = _int_option(o, "port", 22)
+        self.port = self.int_option("port", 22)
         self.username = str(o.get("username") or "")
         if not self.username:
             raise UsageError(f"{name}: option 'username' is required")
-        self.timeout = float(_int_option(o, "timeout", 30))
+        self.timeout = self.float_option("timeout", 30)
         pin = o.get("host_key")
         self._pin = _parse_pin(str(pin)) if pin else None
         r = root.rstrip("/") if root not in ("", "/") else root
         self._root = r or "."
         self._key: paramiko.PKey | None = None
         self._key_lock = threading.Lock()
-        self._pool = _Pool(self._connect, _int_option(o, "connections", 8))
+        self._pool = _Pool(self._connect, self.int_option("connections", 8))
 
     # --- connections ----------------------------------------------------------------------------
     def _server(self) -> str:
@@ -535,9 +529,6 @@ class SFTPProvider(Provider):
         if not path:
             return self._root
         return f"/{path}" if self._root == "/" else f"{self._root}/{path}"
-
-    def _what(self, path: str) -> str:
-        return f"{self.name}:/{path}"
 
     @staticmethod
     def _stat(rel: str, a: paramiko.SFTPAttributes) -> RemoteStat:
@@ -772,15 +763,12 @@ class SFTPProvider(Provider):
             closed = False
             try:
                 offset = 0
-                while buf := _read_full(stream, c.max_write):
+                while buf := read_upto(stream, c.max_write):
                     nums.append(c.send(CMD_WRITE, h, int64(offset), buf))
                     offset += len(buf)
                     if len(nums) >= _DEPTH:
                         c.status(nums.popleft())
-                if size is not None and offset != size:
-                    raise ProviderError(
-                        f"{self._what(path)}: the stream gave {offset} bytes, not {size}"
-                    )
+                check_size(self._what(path), size, offset)  # the temporary file goes
                 # the tail shares the last writes' round trip: times, stat, close
                 if mtime_ns is not None:
                     a = paramiko.SFTPAttributes()
@@ -924,33 +912,9 @@ def _dec(name: bytes) -> str:
     return name.decode("utf-8", "surrogateescape")
 
 
-def _read_full(stream: BinaryIO, n: int) -> bytes:
-    """Up to n bytes, fewer only at the end (raw streams may return short reads)."""
-    buf = stream.read(n)
-    if not buf or len(buf) == n:
-        return buf or b""
-    parts = [buf]
-    got = len(buf)
-    while got < n:
-        more = stream.read(n - got)
-        if not more:
-            break
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
-
-
 def _seconds(mtime_ns: int) -> int:
     """An mtime as SFTP v3 carries it: whole seconds in 32 bits, unsigned."""
     return min(max(0, mtime_ns // 1_000_000_000), 0xFFFFFFFF)
-
-
-def _int_option(opts: Mapping[str, Any], name: str, default: int) -> int:
-    value = opts.get(name)
-    try:
-        return default if value in (None, "") else int(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"option {name}: not a whole number: {value!r}") from None
 
 
 def _realpath(c: _Conn, num: int) -> str:

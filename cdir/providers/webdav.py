@@ -30,12 +30,11 @@ import calendar
 import dataclasses
 import email.utils
 import io
-import itertools
 import threading
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any, BinaryIO, cast
 from urllib.parse import quote, unquote, urlsplit
@@ -58,6 +57,7 @@ from cdir.errors import (
     translated,
 )
 from cdir.providers.base import CHUNK, TMP_PREFIX, Capabilities, OptionSpec, Provider, RemoteStat
+from cdir.providers.common import PrependedStream, bare_etag, check_size, read_upto
 
 DAV = "{DAV:}"
 OC = "{http://owncloud.org/ns}"
@@ -150,12 +150,6 @@ def href_path(href: str) -> str:
     return path.rstrip("/")
 
 
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in ("0", "false", "no", "off", "")
-    return bool(value)
-
-
 def _parse_time(text: str | None) -> int | None:
     """getlastmodified (RFC 1123; some servers send ISO 8601) → ns since the epoch."""
     if not text:
@@ -165,12 +159,6 @@ def _parse_time(text: str | None) -> int | None:
     with suppress(ValueError):
         return calendar.timegm(datetime.fromisoformat(text).utctimetuple()) * NS
     return None
-
-
-def _etag(text: str | None) -> str:
-    tag = (text or "").strip()
-    tag = tag.removeprefix("W/")
-    return tag.strip('"')
 
 
 def _checksums(el: ET.Element | None) -> dict[str, str]:
@@ -267,14 +255,8 @@ class WebDAVProvider(Provider):
         ),
     )
 
-    def __init__(
-        self,
-        name: str,
-        root: str,
-        options: Mapping[str, Any] | None = None,
-        secrets: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(name, root, options, secrets)
+    def configure(self) -> None:
+        name, root = self.name, self.root
         preset_name = str(self.opts.get("preset") or "generic").lower()
         if preset_name not in PRESETS:
             raise UsageError(
@@ -320,9 +302,9 @@ class WebDAVProvider(Provider):
         base = [unquote(s) for s in parts.path.split("/") if s]
         self._root_segs = [s for s in (root or "").split("/") if s]
         self._base_segs = base
-        self._verify = _as_bool(self.opts.get("verify_tls", True))
-        self._max_conn = max(1, int(self.opts.get("max_connections") or 16))
-        self._timeout = float(self.opts.get("timeout") or 60)
+        self._verify = self.bool_option("verify_tls", True)
+        self._max_conn = max(1, self.int_option("max_connections", 16))
+        self._timeout = self.float_option("timeout", 60)
         self._body = _propfind_body(self._checksums)
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
@@ -356,9 +338,6 @@ class WebDAVProvider(Provider):
                     )
                 client = self._client
         return client
-
-    def _what(self, rel: str) -> str:
-        return f"{self.name}:/{rel}"
 
     def _what_key(self, key: str) -> str:
         """`_what` of a key (a path relative to the URL), shown relative to the root."""
@@ -434,7 +413,7 @@ class WebDAVProvider(Provider):
         length = props.get(DAV + "getcontentlength")
         size = int((length.text or "0").strip()) if length is not None else 0
         etag_el = props.get(DAV + "getetag")
-        etag = _etag(etag_el.text if etag_el is not None else None)
+        etag = bare_etag(etag_el.text if etag_el is not None else None)
         return RemoteStat(
             rel,
             "file",
@@ -697,25 +676,31 @@ class WebDAVProvider(Provider):
             self._ensure_dirs(parent)
             if not self._destination_ok(key):
                 # This server cannot MOVE onto this name: write in place (not atomic).
-                if self._upload(stream, key, parent, size, headers) == 405:
+                if self._upload(stream, key, parent, size, headers, what) == 405:
                     raise IsADirectory(f"{what}: is a directory")
                 if mtime_ns is not None and self.mtime_method == "proppatch":
                     self._patch_mtime(rel, key, mtime_ns)
                 return self._stat_key(rel, key)
             tmp = self._tmp_key(parent)
-            try:
-                self._upload(stream, tmp, parent, size, headers)
+            with self._deleted_on_failure(tmp):
+                self._upload(stream, tmp, parent, size, headers, what)
                 if mtime_ns is not None and self.mtime_method == "proppatch":
                     # before the MOVE, so readers never see the file with the upload time
                     self._patch_mtime(rel, tmp, mtime_ns)
                 self._move_into_place(tmp, key)
-            except BaseException:
-                with suppress(Exception):
-                    self._send("DELETE", tmp, ok=(404,))
-                raise
             # The ETag of the PUT answer predates the mtime change and the server's own time
             # is unknown, so read back what readers will see.
             return self._stat_key(rel, key)
+
+    @contextmanager
+    def _deleted_on_failure(self, tmp: str) -> Iterator[None]:
+        """Delete the temporary `tmp` (best effort) when the block fails."""
+        try:
+            yield
+        except BaseException:
+            with suppress(Exception):
+                self._send("DELETE", tmp, ok=(404,))
+            raise
 
     @staticmethod
     def _tmp_key(parent: str) -> str:
@@ -723,7 +708,13 @@ class WebDAVProvider(Provider):
         return f"{parent}/{name}" if parent else name
 
     def _upload(
-        self, stream: BinaryIO, key: str, parent: str, size: int | None, headers: dict[str, str]
+        self,
+        stream: BinaryIO,
+        key: str,
+        parent: str,
+        size: int | None,
+        headers: dict[str, str],
+        what: str,
     ) -> int:
         """PUT the stream to `key`: up to SMALL_BODY in one piece (also when the size is not
         given but the stream is that short), else streamed (chunked when the size is unknown).
@@ -731,18 +722,17 @@ class WebDAVProvider(Provider):
         when the body can be sent again. Returns the status (405: a collection is there)."""
         body: bytes | Iterator[bytes]
         pos: int | None = None
+        head = b""
         if size is not None and size <= SMALL_BODY:
-            body = _read_exact(stream, size)
-        elif size is None and len(head := _read_up_to(stream, SMALL_BODY + 1)) <= SMALL_BODY:
+            body = read_upto(stream, size + 1)  # one more: a stream that runs long is refused
+            check_size(what, size, len(body), more=len(body) > size)
+        elif size is None and len(head := read_upto(stream, SMALL_BODY + 1)) <= SMALL_BODY:
             body, size = head, len(head)
         else:
             with suppress(AttributeError, OSError, ValueError):
                 pos = stream.tell() if stream.seekable() and size is not None else None
-            body = (
-                _chunks(stream, size)
-                if size is not None
-                else itertools.chain([head], _chunks(stream, None))
-            )
+            # a stream of the wrong size raises while it is sent, failing the PUT
+            body = PrependedStream(head, stream, size, what).blocks(CHUNK)
         if size is not None:
             headers = {**headers, "Content-Length": str(size)}
         resp = self._send("PUT", key, headers=headers, content=body, ok=(404, 405, 409))
@@ -760,7 +750,7 @@ class WebDAVProvider(Provider):
                     retryable=True,
                 )  # a retry MKCOLs it again
             stream.seek(pos)
-            body = _chunks(stream, size)
+            body = PrependedStream(b"", stream, size, what).blocks(CHUNK)
         self._ensure_dirs(parent)
         return self._send("PUT", key, headers=headers, content=body, ok=(405,)).status_code
 
@@ -827,7 +817,7 @@ class WebDAVProvider(Provider):
             self._send(
                 "COPY", skey, headers={**self._destination(tmp, overwrite=False), "Depth": "0"}
             )
-            try:
+            with self._deleted_on_failure(tmp):
                 if (
                     self.capabilities.set_mtime
                     and before.mtime_ns is not None
@@ -835,10 +825,6 @@ class WebDAVProvider(Provider):
                 ):
                     self._patch_mtime(d, tmp, before.mtime_ns)  # server did not keep it
                 self._move_into_place(tmp, dkey)
-            except BaseException:
-                with suppress(Exception):
-                    self._send("DELETE", tmp, ok=(404,))
-                raise
             return self._stat_key(d, dkey)
 
     def move(self, src: str, dst: str) -> RemoteStat:
@@ -917,44 +903,3 @@ class _ChunkReader(io.RawIOBase):
         buffer[:n] = self._buf[:n]
         self._buf = self._buf[n:]
         return n
-
-
-def _read_up_to(stream: BinaryIO, limit: int) -> bytes:
-    """Up to `limit` bytes, fewer only at the end of the stream."""
-    parts = []
-    left = limit
-    while left > 0:
-        chunk = stream.read(left)
-        if not chunk:
-            break
-        parts.append(chunk)
-        left -= len(chunk)
-    return b"".join(parts)
-
-
-def _read_exact(stream: BinaryIO, size: int) -> bytes:
-    """Exactly `size` bytes (streams may return short reads)."""
-    parts = []
-    left = size
-    while left > 0:
-        chunk = stream.read(left)
-        if not chunk:
-            raise ProviderError(f"source stream ended after {size - left} of {size} bytes")
-        parts.append(chunk)
-        left -= len(chunk)
-    return b"".join(parts)
-
-
-def _chunks(stream: BinaryIO, size: int | None) -> Iterator[bytes]:
-    """The stream as a PUT body; with `size`, exactly that many bytes (a short source is an
-    error, never a silently truncated file)."""
-    left = size
-    while left is None or left > 0:
-        chunk = stream.read(CHUNK if left is None else min(CHUNK, left))
-        if not chunk:
-            if left:
-                raise ProviderError(f"source stream ended {left} bytes short of {size}")
-            return
-        if left is not None:
-            left -= len(chunk)
-        yield chunk

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, or_, update
+from sqlalchemy import select as sa_select  # Core tables (plain rows)
 from sqlmodel import Session, col, select
 
 from cdir.catalog import Database, Entry, Event, Provider, Replica
-from cdir.catalog.models import utcnow
+from cdir.catalog.models import table, utcnow
 from cdir.config import Settings
 from cdir.errors import (
     AlreadyExists,
@@ -40,10 +41,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 BATCH = 500  # catalog rows per transaction
 
 
-ENTRY, REPLICA, PROVIDER = (
-    m.__table__  # type: ignore[attr-defined]
-    for m in (Entry, Replica, Provider)
-)
+ENTRY, REPLICA, PROVIDER = table(Entry), table(Replica), table(Provider)
 
 
 def path_of(e: Any) -> str:
@@ -358,8 +356,8 @@ class Namespace:
                 [self._entry_out(e, self._replicas([e]).get(e.id or 0) if replicas else None)], None
             )
         with self.db.session() as s:
-            q = select(ENTRY).where(col(Entry.deleted_at).is_(None))
-            q = q.where(subtree_clause(path)) if recursive else q.where(Entry.dirname == path)
+            q = sa_select(ENTRY).where(col(Entry.deleted_at).is_(None))
+            q = q.where(subtree_clause(path)) if recursive else q.where(ENTRY.c.dirname == path)
             if after:
                 d, b = split(after)
                 q = q.where(
@@ -393,8 +391,8 @@ class Namespace:
         like = "".join("%" if c == "*" else "_" if c in "?[" else like_escape(c) for c in pattern)
         like = re.sub(r"_[^\]]*\]", "_", like) if "[" in pattern else like
         with self.db.session() as s:
-            q = select(ENTRY).where(col(Entry.deleted_at).is_(None))
-            q = q.where(subtree_clause(base)) if recursive else q.where(Entry.dirname == base)
+            q = sa_select(ENTRY).where(col(Entry.deleted_at).is_(None))
+            q = q.where(subtree_clause(base)) if recursive else q.where(ENTRY.c.dirname == base)
             if not by_path:
                 q = q.where(col(Entry.basename).like(like, escape="\\"))
             q = q.order_by(col(Entry.dirname), col(Entry.basename))
@@ -414,11 +412,10 @@ class Namespace:
         path = self.path(text)
         e = self.entry(path)
         with self.db.session() as s:
-            if e.kind == "file":
-                rows = [e]
-            else:
-                q = select(ENTRY).where(col(Entry.deleted_at).is_(None), Entry.kind == "file")
-                q = q.where(subtree_clause(path)) if recursive else q.where(Entry.dirname == path)
+            rows: list[Any] = [e]
+            if e.kind != "file":
+                q = sa_select(ENTRY).where(col(Entry.deleted_at).is_(None), ENTRY.c.kind == "file")
+                q = q.where(subtree_clause(path)) if recursive else q.where(ENTRY.c.dirname == path)
                 rows = list(s.execute(q.order_by(col(Entry.dirname), col(Entry.basename))).all())
             reps = self._replicas(rows, s)
             names = self._provider_names(s)
@@ -428,17 +425,17 @@ class Namespace:
         return {p.id: p.name for p in s.exec(select(Provider)).all() if p.id is not None}
 
     def _replicas(
-        self, entries: Sequence[Entry], s: Session | None = None
-    ) -> dict[int, list[tuple[Replica, str]]]:
+        self, entries: Sequence[Any], s: Session | None = None
+    ) -> dict[int, list[tuple[Any, str]]]:
         ids = [e.id for e in entries if e.id]
-        out: dict[int, list[tuple[Replica, str]]] = {}
+        out: dict[int, list[tuple[Any, str]]] = {}
         if not ids:
             return out
 
         def q(sess: Session) -> None:
             for i in range(0, len(ids), 900):
                 rows = sess.execute(
-                    select(REPLICA, col(Provider.name).label("pname"))
+                    sa_select(REPLICA, col(Provider.name).label("pname"))
                     .join(PROVIDER, col(Provider.id) == col(Replica.provider_id))
                     .where(col(Replica.entry_id).in_(ids[i : i + 900]))
                     .order_by(col(Provider.name))

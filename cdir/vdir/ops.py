@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
 
 from cdir.catalog import Entry, Event, Provider, Replica
-from cdir.catalog.models import utcnow
+from cdir.catalog.models import table, utcnow
 from cdir.errors import (
     AlreadyExists,
     CdirError,
@@ -274,7 +274,7 @@ class VDir(Namespace):
                     if f.entry is None:
                         f.entry_id = next(ids)
             for f in ok:
-                if f.entry is not None:
+                if f.entry is not None and f.entry.id is not None:
                     f.entry_id = f.entry.id
             if revised:
                 s.execute(update(ents).where(ents.c.id == bindparam("b_id")), revised)
@@ -934,10 +934,6 @@ class VDir(Namespace):
                 self._event(s, "scan", vp, provider, {"files": len(chunk)})
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
-
-
-def table(model: type[Any]) -> Table:
-    return model.__table__  # type: ignore[no-any-return]
 
 
 def walk_local(top: Path, recursive: bool) -> Iterator[tuple[Path, str, os.stat_result | None]]:

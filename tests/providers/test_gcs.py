@@ -9,16 +9,21 @@ from typing import Any
 import google_crc32c
 import pytest
 
-from cdir.errors import Conflict, NotFound, Unavailable, UsageError
+from cdir.errors import NotFound, UsageError
 from cdir.providers.gcs import GCSProvider
 from cdir.providers.testing import HASH_FUNCTIONS, ProviderSuite, stream
+from tests.providers.helpers import (
+    assert_bad_sources_change_nothing,
+    assert_every_op_raises,
+    requests_seen,
+    unavailable,
+)
 from tests.servers.gcs import GCSServer, provider_config
-from tests.servers.util import free_port
+from tests.servers.util import free_port, provider_from
 
 
 def make(server: GCSServer, **options: Any) -> GCSProvider:
-    cfg = provider_config(server)
-    return GCSProvider("gcs-test", cfg["root"], {**cfg["options"], **options}, cfg["secrets"])
+    return provider_from(GCSProvider, "gcs-test", provider_config(server), **options)
 
 
 def crc32c_hex(data: bytes) -> str:
@@ -33,16 +38,6 @@ class TestGCS(ProviderSuite):
         p = make(gcs_server, page_size=7)
         yield p
         p.close()
-
-
-def requests_seen(p: GCSProvider) -> list[str]:
-    """Method and URL of every HTTP request the provider sends from now on."""
-    p.check()  # builds the client and its session
-    seen: list[str] = []
-    assert p._http is not None
-    p._http.hooks["response"].append(
-        lambda r, *a, **k: seen.append(f"{r.request.method} {r.request.url}"))
-    return seen
 
 
 @pytest.mark.parametrize("known_size", [True, False])
@@ -60,12 +55,7 @@ def test_resumable_upload_above_threshold(gcs_server: GCSServer, known_size: boo
         assert st.hashes["crc32c"] == crc32c_hex(data)
         assert p.read_bytes("big.bin") == data
         # a wrong announced size or a broken source never finalizes the upload
-        for size in (700_000, 300_000):
-            with pytest.raises(Conflict):
-                p.put_stream(stream(os.urandom(600_000)), "big.bin", size=size)
-        with pytest.raises(Exception, match="broke"):
-            p.put_stream(stream(os.urandom(600_000), fail=True), "big.bin")
-        assert p.read_bytes("big.bin") == data
+        assert_bad_sources_change_nothing(p, "big.bin", data)
     finally:
         p.delete_tree("")
         p.close()
@@ -84,19 +74,13 @@ def test_small_files_take_one_request(gcs_server: GCSServer) -> None:
 
 def test_missing_bucket_is_named(gcs_server: GCSServer) -> None:
     p = GCSProvider("gcs-test", "no-such-bucket/x", provider_config(gcs_server)["options"])
-    for op in (p.check, lambda: list(p.list("")), lambda: p.stat("f"),
-               lambda: p.put_stream(stream(b"x"), "f")):
-        with pytest.raises(NotFound, match="no-such-bucket"):
-            op()
+    assert_every_op_raises(p, NotFound, "no-such-bucket")
 
 
 def test_server_down_is_unavailable() -> None:
     p = GCSProvider("gcs-test", "b/x", {"endpoint": f"http://127.0.0.1:{free_port()}",
                                         "anonymous": True, "retry_timeout": 0})
-    with pytest.raises(Unavailable) as err:
-        p.check()
-    assert err.value.retryable
-    assert "\n" not in str(err.value)
+    unavailable(p.check)
 
 
 def test_bad_service_account_json_is_a_usage_error() -> None:

@@ -13,10 +13,11 @@ from typing import Any, cast
 
 import pytest
 
-from cdir.errors import AuthError, NotFound, Unavailable, UsageError
+from cdir.errors import NotFound, UsageError
 from cdir.providers.base import RemoteStat
 from cdir.providers.sftp import SFTPProvider, fetch_host_key
 from cdir.providers.testing import ProviderSuite, kinds, stream
+from tests.providers.helpers import auth_refused, one_line_error, unavailable
 from tests.servers.sftp import SFTPServer, provider_config
 from tests.servers.util import free_port
 
@@ -58,14 +59,6 @@ def sftp(sftp_server: SFTPServer) -> Iterator[SFTPProvider]:
     p.close()
 
 
-def one_line_error(exc: pytest.ExceptionInfo[Exception], *secrets: str) -> str:
-    text = str(exc.value)
-    assert text and "\n" not in text
-    for secret in secrets:
-        assert secret not in text
-    return text
-
-
 # --- host keys --------------------------------------------------------------------------------
 def test_fetch_host_key_gives_the_pinned_fingerprint(sftp_server: SFTPServer) -> None:
     # the fixture computed it from the key file, as `ssh-keygen -l` does
@@ -75,19 +68,14 @@ def test_fetch_host_key_gives_the_pinned_fingerprint(sftp_server: SFTPServer) ->
 def test_changed_host_key_is_refused(sftp_server: SFTPServer) -> None:
     wrong = "ssh-ed25519 SHA256:" + "A" * 43
     p = make(sftp_server, host_key=wrong)
-    with pytest.raises(AuthError) as exc:
-        p.stat("")
-    text = one_line_error(exc)
+    text = auth_refused(lambda: p.stat(""))
     assert f"host key for {sftp_server.host}:{sftp_server.port} changed" in text
     assert f"expected {wrong} got {sftp_server.host_key}" in text
-    assert not exc.value.retryable
 
 
 def test_unknown_host_key_says_how_to_pin_it(sftp_server: SFTPServer) -> None:
     p = make(sftp_server, host_key=None)
-    with pytest.raises(AuthError) as exc:
-        list(p.list(""))
-    text = one_line_error(exc)
+    text = auth_refused(lambda: list(p.list("")))
     fp = sftp_server.host_key
     assert "unknown host key" in text and f"({fp})" in text
     assert f"--option host_key='{fp}'" in text
@@ -104,10 +92,7 @@ def test_bare_sha256_pin_is_accepted(sftp_server: SFTPServer) -> None:
 # --- authentication and reachability -----------------------------------------------------------
 def test_wrong_password_is_an_auth_error(sftp_server: SFTPServer) -> None:
     p = make(sftp_server, secrets={"password": "not-the-password"})
-    with pytest.raises(AuthError) as exc:
-        p.check()
-    one_line_error(exc, "not-the-password")
-    assert not exc.value.retryable
+    auth_refused(p.check, "not-the-password")
 
 
 def test_wrong_key_is_an_auth_error(sftp_server: SFTPServer, tmp_path: Path) -> None:
@@ -115,9 +100,7 @@ def test_wrong_key_is_an_auth_error(sftp_server: SFTPServer, tmp_path: Path) -> 
                    check=True)
     key = (tmp_path / "k").read_text()
     p = make(sftp_server, secrets={"private_key": key})
-    with pytest.raises(AuthError) as exc:
-        p.check()
-    one_line_error(exc, "PRIVATE KEY")
+    auth_refused(p.check, "PRIVATE KEY")
 
 
 def test_key_with_a_passphrase(sftp_server: SFTPServer, tmp_path: Path) -> None:
@@ -144,10 +127,7 @@ def test_key_file_option(sftp_server: SFTPServer) -> None:
 
 def test_closed_port_is_unavailable_and_retryable(sftp_server: SFTPServer) -> None:
     p = make(sftp_server, port=free_port(), timeout=5)
-    with pytest.raises(Unavailable) as exc:
-        p.stat("x")
-    one_line_error(exc)
-    assert exc.value.retryable
+    unavailable(lambda: p.stat("x"))
 
 
 def test_missing_root(sftp_server: SFTPServer) -> None:

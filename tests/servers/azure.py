@@ -9,8 +9,6 @@ server.
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 import urllib.error
 import urllib.request
 import uuid
@@ -21,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers.util import CACHE, free_port, running
+from tests.servers.util import CACHE, free_port, running, scratch_dir
 
 AZURITE = CACHE / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 # Azurite's fixed development account (public, documented by Microsoft)
@@ -70,8 +68,7 @@ def azure_server_running(container: str = "cdir-test",
     `container`, and stop the server after."""
     if not AZURITE.exists():
         raise RuntimeError("Azurite not installed: scripts/install-test-servers.sh")
-    work = Path(tempfile.mkdtemp(prefix="cdir-azurite-"))
-    try:
+    with scratch_dir("cdir-azurite-") as work:
         port = free_port()
         store = ["--location", str(location)] if location else ["--inMemoryPersistence",
                                                                 "--extentMemoryLimit", "1024"]
@@ -85,8 +82,6 @@ def azure_server_running(container: str = "cdir-test",
             with server.service() as svc:
                 svc.create_container(container)
             yield server
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

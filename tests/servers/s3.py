@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-import shutil
 import socket
-import tempfile
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -21,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.servers.util import free_port, running, tool
+from tests.servers.util import free_port, provider_from, running, scratch_dir, tool
 
 if TYPE_CHECKING:
     from cdir.providers.s3 import S3Provider
@@ -49,8 +47,7 @@ class S3Server:
         """An S3Provider for this server (its `.client` serves checks that go around it)."""
         from cdir.providers.s3 import S3Provider  # only the provider module imports boto3
 
-        cfg = provider_config(self, root)
-        return S3Provider("t", cfg["root"], {**cfg["options"], **options}, cfg["secrets"])
+        return provider_from(S3Provider, "t", provider_config(self, root), **options)
 
 
 def weed_binary() -> str:
@@ -86,8 +83,7 @@ def _healthy(port: int) -> bool:
 def s3_server_running(bucket: str = "cdir-test") -> Iterator[S3Server]:
     """Start `weed mini` with a fresh data dir and every port chosen here (it opens ~10), make
     `bucket`, and stop the server and remove its data after."""
-    work = Path(tempfile.mkdtemp(prefix="cdir-weed-"))
-    try:
+    with scratch_dir("cdir-weed-") as work:
         (work / "data").mkdir()
         (work / "logs").mkdir()
         s3 = free_port()
@@ -121,8 +117,6 @@ def s3_server_running(bucket: str = "cdir-test") -> Iterator[S3Server]:
             owner.client.delete_object(Bucket=bucket, Key="warm-up")
             owner.close()
             yield server
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,8 @@ import contextlib
 import getpass
 import hashlib
 import os
-import shutil
 import socket
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers.util import free_port, running
+from tests.servers.util import free_port, running, scratch_dir
 
 SSHD = "/usr/sbin/sshd"  # re-exec needs the absolute path
 
@@ -71,8 +69,7 @@ def sftp_server_running() -> Iterator[SFTPServer]:
     """Start sshd with a fresh host key, client key and data dir; stop it and clean up after."""
     if not os.path.exists(SSHD):
         raise RuntimeError("OpenSSH server not installed: apt-get install -y openssh-server")
-    work = Path(tempfile.mkdtemp(prefix="cdir-sshd-"))
-    try:
+    with scratch_dir("cdir-sshd-") as work:
         host_pub = _keygen(work / "host_ed25519")
         client_pub = _keygen(work / "client_ed25519")
         (work / "authorized_keys").write_text(client_pub)
@@ -106,8 +103,6 @@ def sftp_server_running() -> Iterator[SFTPServer]:
                 known_hosts=work / "known_hosts",
                 data_dir=data,
             )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

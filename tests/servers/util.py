@@ -9,9 +9,16 @@ import signal
 import socket
 import subprocess
 import sysconfig
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from cdir.providers.base import Provider
+
+P = TypeVar("P", bound="Provider")
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"  # where scripts/install-test-servers.sh puts what pip cannot
@@ -27,6 +34,21 @@ def tool(name: str, install: str) -> str:
     if found is None:
         raise RuntimeError(f"{name} not installed: {install}")
     return found
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A fresh directory for a server's data, configuration and logs, removed after."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def provider_from(cls: type[P], name: str, cfg: dict[str, Any], **options: Any) -> P:
+    """A `cls` provider made from a server's `provider_config()`, `options` added or replaced."""
+    return cls(name, cfg["root"], {**cfg["options"], **options}, cfg["secrets"])
 
 
 def free_port() -> int:

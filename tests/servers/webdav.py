@@ -9,7 +9,6 @@ Both run on a free 127.0.0.1 port with a fresh data dir for the whole session.
 from __future__ import annotations
 
 import subprocess
-import tempfile
 import urllib.error
 import urllib.request
 import uuid
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.servers.util import free_port, running, tool
+from tests.servers.util import free_port, running, scratch_dir, tool
 
 USER = "cdir"
 PASSWORD = "cdir-test-pass"
@@ -85,8 +84,8 @@ def _answers(url: str) -> bool:
 def webdav_server() -> Iterator[WebDAVServer]:
     """wsgidav on cheroot: PROPPATCH of {DAV:}getlastmodified sets mtimes (whole seconds)."""
     exe = tool("wsgidav", "pip install wsgidav cheroot")
-    with tempfile.TemporaryDirectory(prefix="cdir-wsgidav-") as tmp:
-        data = Path(tmp, "data")
+    with scratch_dir("cdir-wsgidav-") as tmp:
+        data = tmp / "data"
         data.mkdir()
         port = free_port()
         config = {
@@ -109,7 +108,7 @@ def webdav_server() -> Iterator[WebDAVServer]:
             "verbose": 1,
             "dir_browser": {"enable": False},
         }
-        cfg = Path(tmp, "wsgidav.yaml")
+        cfg = tmp / "wsgidav.yaml"
         cfg.write_text(yaml.safe_dump(config))
         url = f"http://127.0.0.1:{port}"
         with running([exe, "-c", str(cfg)], lambda: _answers(url + "/"), "wsgidav"):
@@ -119,10 +118,10 @@ def webdav_server() -> Iterator[WebDAVServer]:
 @pytest.fixture(scope="session")
 def webdav_oc_server() -> Iterator[WebDAVServer]:
     """`rclone serve webdav` on a local dir: honours X-OC-Mtime on PUT, like Nextcloud."""
-    with tempfile.TemporaryDirectory(prefix="cdir-rclone-dav-") as tmp:
-        data = Path(tmp, "data")
+    with scratch_dir("cdir-rclone-dav-") as tmp:
+        data = tmp / "data"
         data.mkdir()
-        empty_config = Path(tmp, "rclone.conf")
+        empty_config = tmp / "rclone.conf"
         empty_config.touch()
         port = free_port()
         cmd = [
