@@ -127,6 +127,24 @@ def test_closed_port_raises_retryable_unavailable(s3_server: S3Server) -> None:
 
 
 # --- S3 specifics -------------------------------------------------------------------------------
+@pytest.mark.parametrize("fast", [True, False])
+def test_small_puts_take_the_signed_fast_path_unless_disabled(s3_server: S3Server, fast: bool) -> None:
+    p = make(s3_server, fast_put=fast)
+    st = p.put_stream(stream(b"hello"), "a b/ünï #?.txt", size=5, mtime_ns=1_700_000_000_123_456_789)
+    assert (p._client is None) is fast  # the boto3 client is only built when it is needed
+    assert p.stat("a b/ünï #?.txt") == st
+    assert st.hashes == {"md5": hashlib.md5(b"hello").hexdigest()}
+    assert p.read_bytes("a b/ünï #?.txt") == b"hello"
+    p.delete_tree("")
+    p.close()
+
+
+def test_the_fast_path_falls_back_to_boto3_for_errors(s3_server: S3Server) -> None:
+    p = make(s3_server, endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=1)
+    unavailable(lambda: p.put_stream(stream(b"x"), "f", size=1))
+    p.close()
+
+
 def test_multipart_above_threshold(s3: S3Provider, s3_server: S3Server, tmp_path: Path) -> None:
     p = make(s3_server, root=s3.root, multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
     data = os.urandom(12 * MiB + 7)
