@@ -29,3 +29,13 @@ class Settings(BaseSettings):
     def state_file(self) -> Path:
         """Per-user state kept between invocations (the current directory)."""
         return self.home / "state.json"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url

@@ -8,8 +8,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from cdir.catalog import Database, Entry, Provider, Replica
-from cdir.catalog.db import SCHEMA_VERSION, migrate, redact
+from cdir.catalog.db import SCHEMA_VERSION, migrate
 from cdir.catalog.models import SchemaVersion
+from cdir.config import redact
 from cdir.errors import CatalogError
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine
 
 from cdir.catalog import models
+from cdir.config import redact
 from cdir.errors import CatalogError
 
 
@@ -54,16 +55,6 @@ def make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     except (SQLAlchemyError, ImportError) as exc:
         raise CatalogError(f"cannot use catalog {redact(url)}: {exc}") from exc
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-    return url
 
 
 def migrate(engine: Engine) -> int:

@@ -571,8 +571,8 @@ provider_app.command("rm", hidden=True)(provider_remove)
 @config_app.command("list")
 def config_list(output: OutputOpt = None) -> None:
     """Settings and every provider's options; secrets are masked."""
-    from cdir.catalog.db import redact
     from cdir.cli.output import emit
+    from cdir.config import redact
 
     v = G.open()
     s = v.settings
@@ -598,17 +598,7 @@ def config_unlock() -> None:
     """Store the vault passphrase in the OS keyring, so commands stop asking."""
     import getpass
 
-    import keyring
-
-    v = G.open()
-    phrase = getpass.getpass("vault passphrase: ")
-    from cdir.vault import Vault
-
-    Vault(v.settings.vault, phrase).refs()  # proves the passphrase before storing it
-    try:
-        keyring.set_password("cdir", str(v.settings.vault), phrase)
-    except Exception as exc:
-        raise CdirError(f"no usable OS keyring: {type(exc).__name__}") from None
+    G.open().remember_passphrase(getpass.getpass("vault passphrase: "))
     typer.echo("passphrase stored in the OS keyring")
 
 

@@ -106,6 +106,18 @@ class Namespace:
             self._vault = Vault(path, passphrase_source(path, interactive=self.interactive))
         return self._vault
 
+    def remember_passphrase(self, phrase: str) -> None:
+        """Check `phrase` opens the vault, then keep it in the OS keyring."""
+        import keyring
+
+        from cdir.vault import Vault
+
+        Vault(self.settings.vault, phrase).refs()  # a wrong one fails here, nothing stored
+        try:
+            keyring.set_password("cdir", str(self.settings.vault), phrase)
+        except Exception as exc:  # no backend, locked, headless…: one line, no traceback
+            raise CdirError(f"no usable OS keyring: {type(exc).__name__}") from None
+
     # --- current directory ------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
         try:
