@@ -313,7 +313,7 @@ class S3Provider(Provider):
         ),
         OptionSpec(
             "fast_put",
-            "small objects (below multipart_threshold) go up as one signed request on a plain "
+            "small puts (below multipart_threshold) and reads go as signed requests on a plain "
             "connection pool instead of through boto3 (half the CPU per object); needs "
             "endpoint_url, addressing_style path|virtual and access keys",
             default=True,
@@ -348,7 +348,7 @@ class S3Provider(Provider):
         # our own writes drop the entry (Last-Modified may have whole seconds only)
         self._mtimes: dict[str, tuple[str, int | None, int | None]] = {}
         self._signed = (
-            _SignedPut(
+            _SignedRequests(
                 self.endpoint_url,
                 self.bucket,
                 self.region,
@@ -607,6 +607,15 @@ class S3Provider(Provider):
             return
         if start > 0 or end is not None:
             kw["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        fast = self._signed.get(kw["Key"], kw.get("Range")) if self._signed else None
+        if fast is not None:
+            try:
+                yield from fast.stream(CHUNK)
+            except urllib3.exceptions.HTTPError as exc:
+                raise Unavailable(f"{self._what(path)}: {exc}") from None
+            finally:
+                fast.release_conn()
+            return
         try:
             with self._t(path):
                 resp = self.client.get_object(**kw)
@@ -852,12 +861,13 @@ def _join(a: str, b: str) -> str:
     return f"{a}/{b}" if a else b
 
 
-class _SignedPut:
-    """PutObject of a small body without botocore's request machinery: botocore's own SigV4
-    signer, sent on a urllib3 pool. Measured against SeaweedFS: 0.74 ms of CPU per 16 KiB
-    object against 1.68 ms through boto3, which on small files is what bounds throughput.
-    Anything but a 200 (an error status, a dropped connection) returns None and the caller
-    redoes the request through boto3, which retries and reports through the error table."""
+class _SignedRequests:
+    """PutObject of a small body, and GetObject, without botocore's request machinery:
+    botocore's own SigV4 signer, sent on a urllib3 pool. Measured against SeaweedFS: 0.74 ms
+    of CPU per 16 KiB object against 1.68 ms through boto3, which on small files is what
+    bounds throughput. Anything unusual (an error status, a dropped connection) returns None
+    and the caller redoes the request through boto3, which retries and reports through the
+    error table."""
 
     def __init__(
         self,
@@ -882,17 +892,38 @@ class _SignedPut:
         )
         self.http = urllib3.PoolManager(maxsize=pool_size, retries=False)
 
-    def put(self, key: str, data: bytes, meta: Mapping[str, str]) -> dict[str, Any] | None:
+    def _signed(self, method: str, key: str, data: bytes, headers: dict[str, str]) -> Any:
         from botocore.auth import S3SigV4Auth
         from botocore.awsrequest import AWSRequest
 
         url = self.base + quote(key, safe="/-_.~")
+        req = AWSRequest(method=method, url=url, data=data, headers=headers)
+        S3SigV4Auth(self.creds, "s3", self.region).add_auth(req)
+        return self.http.request(
+            method,
+            url,
+            body=data or None,
+            headers=dict(req.headers.items()),
+            preload_content=method != "GET",
+        )
+
+    def get(self, key: str, byte_range: str | None) -> Any:
+        """The open response of a GetObject (stream it, then release_conn()), or None."""
+        try:
+            r = self._signed("GET", key, b"", {"Range": byte_range} if byte_range else {})
+        except urllib3.exceptions.HTTPError:
+            return None
+        if r.status in (200, 206):
+            return r
+        r.drain_conn()
+        r.release_conn()
+        return None
+
+    def put(self, key: str, data: bytes, meta: Mapping[str, str]) -> dict[str, Any] | None:
         headers = {"Content-Length": str(len(data))}
         headers.update({f"x-amz-meta-{k}": v for k, v in meta.items()})
-        req = AWSRequest(method="PUT", url=url, data=data, headers=headers)
-        S3SigV4Auth(self.creds, "s3", self.region).add_auth(req)
         try:
-            r = self.http.request("PUT", url, body=data, headers=dict(req.headers.items()))
+            r = self._signed("PUT", key, data, headers)
         except urllib3.exceptions.HTTPError:
             return None
         if r.status != 200 or not r.headers.get("ETag"):

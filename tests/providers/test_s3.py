@@ -128,13 +128,14 @@ def test_closed_port_raises_retryable_unavailable(s3_server: S3Server) -> None:
 
 # --- S3 specifics -------------------------------------------------------------------------------
 @pytest.mark.parametrize("fast", [True, False])
-def test_small_puts_take_the_signed_fast_path_unless_disabled(s3_server: S3Server, fast: bool) -> None:
+def test_small_puts_and_reads_take_the_signed_fast_path_unless_disabled(s3_server: S3Server, fast: bool) -> None:
     p = make(s3_server, fast_put=fast)
     st = p.put_stream(stream(b"hello"), "a b/ünï #?.txt", size=5, mtime_ns=1_700_000_000_123_456_789)
+    assert p.read_bytes("a b/ünï #?.txt") == b"hello"
+    assert p.read_bytes("a b/ünï #?.txt", 1, 3) == b"el"
     assert (p._client is None) is fast  # the boto3 client is only built when it is needed
     assert p.stat("a b/ünï #?.txt") == st
     assert st.hashes == {"md5": hashlib.md5(b"hello").hexdigest()}
-    assert p.read_bytes("a b/ünï #?.txt") == b"hello"
     p.delete_tree("")
     p.close()
 
