@@ -3,6 +3,8 @@ every replica current, and rclone (an independent tool) agreeing the copies are 
 
 from __future__ import annotations
 
+import hashlib
+import io
 import itertools
 import json
 import os
@@ -148,3 +150,25 @@ def test_the_host_key_is_shown_and_pinned_at_provider_add(cli: Any, sftp_server:
     [prov] = json.loads(cli("provider", "list", "-o", "json").out)
     assert prov["options"]["host_key"] == sftp_server.host_key
     assert "private_key" not in prov["options"] and prov["secrets"]["private_key"].startswith("****")
+
+
+def test_a_copy_that_differs_from_the_version_is_refused(cli: Any, s3_server: Any, gcs_server: Any, tmp_path: Path) -> None:
+    """The md5 S3 computed at put becomes the version's hash; a replica corrupted behind
+    cdir's back is caught when GCS reports a different md5 for the copy."""
+    assert add(cli, "s3", s3.provider_config(s3_server)).code == 0
+    assert add(cli, "gcs", gcs.provider_config(gcs_server)).code == 0
+    f = tmp_path / "data.csv"
+    f.write_text("the real content\n")
+    assert cli("put", str(f), "/data.csv", "--to", "s3").code == 0
+    [entry] = json.loads(cli("status", "/data.csv", "-o", "json").out)
+    assert entry["hash"] == "md5:" + hashlib.md5(f.read_bytes()).hexdigest()
+    [prov] = [p for p in json.loads(cli("provider", "list", "-o", "json").out) if p["name"] == "s3"]
+    from cdir.providers.s3 import S3Provider
+
+    cfg = s3.provider_config(s3_server, root=prov["root"])
+    raw = S3Provider("raw", cfg["root"], cfg["options"], cfg["secrets"])
+    raw.put_stream(io.BytesIO(b"the FAKE content\n"), "data.csv", size=17)
+    r = cli("replicate", "/data.csv", "--to", "gcs")
+    assert r.code == 1 and "md5 mismatch after copy from s3" in r.err
+    reps = {x["provider"]: x["state"] for x in json.loads(cli("status", "/data.csv", "-o", "json").out)[0]["replicas"]}
+    assert reps == {"s3": "current"}  # no replica on gcs: the bad copy was deleted there

@@ -8,7 +8,6 @@ only after its provider confirmed the write and the size was checked.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,7 +34,7 @@ from cdir.schema import TransferReport
 from cdir.schema.paths import is_within, join, normalize, relative, split
 from cdir.vdir import engine
 from cdir.vdir.core import BATCH, Namespace, actor_name, subtree_clause
-from cdir.vdir.streams import HashingChunks, reader
+from cdir.vdir.streams import reader
 
 
 @dataclass
@@ -248,6 +247,15 @@ class VDir(Namespace):
         for f in ok:
             e = f.entry
             d, b = split(f.vpath)
+            if f.hash is None:  # a hash a server computed becomes the version's hash
+                f.hash = next(
+                    (
+                        f"{k}:{st.hashes[k]}"
+                        for st in f.done.values()
+                        for k in sorted(st.hashes, key=lambda k: k != "md5")
+                    ),
+                    None,
+                )
             bump = f.changed or e is None or e.deleted_at is not None
             f.generation = (e.generation if e is not None else 0) + bump
             row = {
@@ -572,7 +580,7 @@ class VDir(Namespace):
                     if not _same(r.remote_path, job.vpath)
                     else dst.stat(r.remote_path)
                 )
-        return self._stream(order, prov, remote_of(job.vpath), job.size, job.mtime_ns)
+        return self._stream(order, prov, remote_of(job.vpath), job.size, job.mtime_ns, job.hash)
 
     def _stream(
         self,
@@ -581,22 +589,25 @@ class VDir(Namespace):
         remote: str,
         size: int,
         mtime_ns: int | None,
+        expect: str | None = None,
     ) -> RemoteStat:
-        """Provider → provider without a temporary copy; the next replica on failure."""
+        """Provider → provider without a temporary copy; the next replica on failure.
+        `expect` ("md5:…", the catalog's hash of this version, as a server reported it) is
+        checked against what the destination reports: end to end, and no hashing here."""
         dst = self.backend(prov.name)
+        kind, _, want = (expect or "").partition(":")
         last: CdirError | None = None
         for p, r in order:
             src = self.backend(p.name)
-            kinds = sorted(dst.capabilities.hash_kinds & set(hashlib.algorithms_guaranteed))
-            tee = HashingChunks(src.read_chunks(r.remote_path), kinds)
             try:
-                st = dst.put_stream(reader(iter(tee)), remote, size=size, mtime_ns=mtime_ns)
-                for kind, digest in tee.hexdigests().items():  # the bytes passed through us
-                    if st.hashes.get(kind, digest) != digest:
-                        dst.delete(remote)
-                        raise ProviderError(
-                            f"{prov.name}:{remote}: {kind} mismatch after copy from {p.name}"
-                        )
+                st = dst.put_stream(
+                    reader(src.read_chunks(r.remote_path)), remote, size=size, mtime_ns=mtime_ns
+                )
+                if want and st.hashes.get(kind, want) != want:
+                    dst.delete(remote)
+                    raise ProviderError(
+                        f"{prov.name}:{remote}: {kind} mismatch after copy from {p.name}"
+                    )
             except CdirError as exc:
                 last = exc
                 continue

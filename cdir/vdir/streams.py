@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 
 class ChunkReader(io.RawIOBase):
@@ -31,20 +30,3 @@ class ChunkReader(io.RawIOBase):
 
 def reader(chunks: Iterator[bytes]) -> io.BufferedReader:
     return io.BufferedReader(ChunkReader(chunks), buffer_size=1024 * 1024)
-
-
-class HashingChunks:
-    """Passes chunks through while hashing them (one pass over the bytes)."""
-
-    def __init__(self, chunks: Iterable[bytes], kinds: Iterable[str]) -> None:
-        self._chunks = chunks
-        self._hashes = {k: hashlib.new(k) for k in kinds}
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._chunks:
-            for h in self._hashes.values():
-                h.update(chunk)
-            yield chunk
-
-    def hexdigests(self) -> dict[str, str]:
-        return {k: h.hexdigest() for k, h in self._hashes.items()}
