@@ -11,7 +11,7 @@ class ChunkReader(io.RawIOBase):
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
-        self._buf = b""
+        self._buf = memoryview(b"")  # a view: handing out part of a chunk copies nothing
 
     def readable(self) -> bool:
         return True
@@ -21,7 +21,7 @@ class ChunkReader(io.RawIOBase):
             nxt = next(self._chunks, None)
             if nxt is None:
                 return 0
-            self._buf = nxt
+            self._buf = memoryview(nxt)
         n = min(len(b), len(self._buf))
         b[:n] = self._buf[:n]
         self._buf = self._buf[n:]
