@@ -211,3 +211,15 @@ def test_listed_mtimes(s3: S3Provider, s3_server: S3Server,
     (st,) = fast.list("")
     assert st.mtime_ns is not None and st.mtime_ns > 1_700_000_000 * 10**9  # upload time
     fast.close()
+
+
+def test_a_big_known_range_is_read_in_parallel_parts(s3_server: S3Server) -> None:
+    p = make(s3_server, multipart_threshold="5MiB", multipart_chunksize="5MiB")
+    data = os.urandom(17 * MiB + 3)
+    p.put_stream(io.BytesIO(data), "big.bin", size=len(data))
+    chunks = list(p.read_chunks("big.bin", 0, len(data)))
+    assert b"".join(chunks) == data
+    assert len(chunks) == 4  # 5 + 5 + 5 + 2 MiB parts, in order
+    assert b"".join(p.read_chunks("big.bin", 1, len(data) + 100)) == data[1:]  # past the end
+    p.delete_tree("")
+    p.close()
