@@ -116,7 +116,9 @@ def group_block(group: Group, results: list[CaseResult]) -> str:
     n = "/".join(str(c) for c in sorted(counts)) or "0"
     reps = "1 run" if counts == {1} else f"median of {n} runs (min in brackets)"
     reps += " (--quick)" if any(r.quick for r in results) else ""
-    when = ", ".join(dict.fromkeys(r.measured for r in results if r.measured)) or "?"
+    times = list(dict.fromkeys(r.measured for r in results if r.measured))
+    when = times[0] if len(times) == 1 else ", ".join(
+        f"{r.case.name} {r.measured or '?'}" for r in results) if times else "?"
     # the cases' results ride along, invisible, so a later `--only` run of one case can redraw
     # the table with the others' last figures instead of dropping them
     data = json.dumps([r.to_json() for r in results], separators=(",", ":"), ensure_ascii=False)
