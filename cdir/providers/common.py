@@ -184,3 +184,30 @@ def rfc3339_meta_mtime(meta: Mapping[str, str] | None) -> int | None:
     """The mtime stored in metadata as RFC 3339; None when absent or unreadable."""
     text = (meta or {}).get(META_MTIME)
     return parse_rfc3339(text) if text else None
+
+
+class ChunkReader(io.RawIOBase):
+    """A readable, non-seekable file object over an iterator of byte chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf = memoryview(b"")  # a view: handing out part of a chunk copies nothing
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._buf:
+            nxt = next(self._chunks, None)
+            if nxt is None:
+                return 0
+            self._buf = memoryview(nxt)
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def chunk_reader(chunks: Iterator[bytes]) -> io.BufferedReader:
+    """A buffered file object over chunks: read_chunks of one provider → put_stream of another."""
+    return io.BufferedReader(ChunkReader(chunks), buffer_size=1024 * 1024)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import calendar
 import dataclasses
 import email.utils
-import io
 import threading
 import uuid
 import xml.etree.ElementTree as ET
@@ -57,7 +56,7 @@ from cdir.errors import (
     translated,
 )
 from cdir.providers.base import CHUNK, TMP_PREFIX, Capabilities, OptionSpec, Provider, RemoteStat
-from cdir.providers.common import PrependedStream, bare_etag, check_size, read_upto
+from cdir.providers.common import ChunkReader, PrependedStream, bare_etag, check_size, read_upto
 
 DAV = "{DAV:}"
 OC = "{http://owncloud.org/ns}"
@@ -809,7 +808,7 @@ class WebDAVProvider(Provider):
             parent = dkey.rpartition("/")[0]
             self._ensure_dirs(parent)
             if not self._destination_ok(dkey):  # the server cannot COPY there: go through us
-                source = cast(BinaryIO, _ChunkReader(self.read_chunks(s)))
+                source = cast(BinaryIO, ChunkReader(self.read_chunks(s)))
                 return self.put_stream(source, d, before.size, before.mtime_ns)
             # COPY onto a temporary name and MOVE it into place: readers never see a partial
             # copy, and an existing directory at dst is refused rather than replaced.
@@ -880,26 +879,3 @@ class WebDAVProvider(Provider):
             client, self._client = self._client, None
         if client is not None:
             client.close()
-
-
-class _ChunkReader(io.RawIOBase):
-    """A readable stream over an iterator of byte chunks (read_chunks → put_stream)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        super().__init__()
-        self._chunks = chunks
-        self._buf = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._buf:
-            nxt = next(self._chunks, None)
-            if nxt is None:
-                return 0
-            self._buf = nxt
-        n = min(len(buffer), len(self._buf))
-        buffer[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n

@@ -30,11 +30,11 @@ from cdir.errors import (
     UsageError,
 )
 from cdir.providers.base import TMP_PREFIX, RemoteStat
+from cdir.providers.common import chunk_reader
 from cdir.schema import TransferReport
 from cdir.schema.paths import is_within, join, normalize, relative, split
 from cdir.vdir import engine
 from cdir.vdir.core import BATCH, Namespace, actor_name, subtree_clause
-from cdir.vdir.streams import reader
 
 
 @dataclass
@@ -606,7 +606,7 @@ class VDir(Namespace):
                     if size
                     else src.read_chunks(r.remote_path)
                 )
-                st = dst.put_stream(reader(chunks), remote, size=size, mtime_ns=mtime_ns)
+                st = dst.put_stream(chunk_reader(chunks), remote, size=size, mtime_ns=mtime_ns)
                 if want and st.hashes.get(kind, want) != want:
                     dst.delete(remote)
                     raise ProviderError(
@@ -740,7 +740,10 @@ class VDir(Namespace):
             b.copy(r.remote_path, new_remote)
             if b.capabilities.server_side_copy
             else b.put_stream(
-                reader(b.read_chunks(r.remote_path)), new_remote, size=r.size, mtime_ns=r.mtime_ns
+                chunk_reader(b.read_chunks(r.remote_path)),
+                new_remote,
+                size=r.size,
+                mtime_ns=r.mtime_ns,
             )
         )
         b.delete(r.remote_path)
