@@ -93,6 +93,15 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
+        "Forgetting a provider",
+        "The files stay where they are; a provider that holds replicas needs --force.",
+        [
+            "cdir provider remove archive",
+            "cdir provider remove archive --force",
+            "cdir provider list",
+        ],
+    ),
+    (
         "config",
         "Settings and every provider's options; secrets masked.",
         [
