@@ -263,3 +263,15 @@ def test_provider_management(vdir: Any, tmp_path: Path) -> None:
         vdir.remove_provider("archive")
     assert vdir.remove_provider("archive", force=True) == 1
     assert [p.name for p in vdir.providers()] == ["laptop"]
+
+
+def test_reads_use_the_preference_inherited_from_an_ancestor(vdir: Any, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a/b/f.txt": "original"})
+    vdir.put([f"{src}/a/"], "/d", recursive=True, progress=False)
+    (tmp_path / "laptop/d/b/f.txt").write_text("LAPTOP!!")  # same size, tells replicas apart
+    (tmp_path / "archive/d/b/f.txt").write_text("ARCHIVE!")
+    for pref, expected in (("archive", "ARCHIVE!"), ("laptop", "LAPTOP!!")):
+        vdir.prefer("/d", pref)  # set on an ancestor two levels up
+        out = tmp_path / f"out-{pref}.txt"
+        vdir.get(["/d/b/f.txt"], str(out), progress=False)
+        assert out.read_text() == expected

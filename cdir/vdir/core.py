@@ -582,28 +582,23 @@ class Namespace:
             self._event(s, "prefer", path, provider)
         return self._entry_out(e, None, {pid: provider} if pid and provider else None)
 
-    def preferred_provider_id(self, s: Session, path: str) -> int | None:
-        """The preference set on `path` or inherited from its nearest ancestor."""
-        chain = []
-        p = path
-        while p != "/":
-            chain.append(p)
-            p = split(p)[0]
-        if not chain:
-            return None
-        conds = [
-            (col(Entry.dirname) == split(p)[0]) & (col(Entry.basename) == split(p)[1])
-            for p in chain
-        ]
-        rows = s.exec(
-            select(Entry).where(
-                or_(*conds),
-                col(Entry.preferred_provider_id).is_not(None),
-                col(Entry.deleted_at).is_(None),
+    def preferences(self, s: Session, paths: Iterable[str]) -> dict[str, int | None]:
+        """path → preferred provider id, set on the path or inherited from its nearest
+        ancestor; one query for any number of paths (preferences are few)."""
+        rows = s.execute(
+            sa_select(ENTRY.c.dirname, ENTRY.c.basename, ENTRY.c.preferred_provider_id).where(
+                ENTRY.c.preferred_provider_id.is_not(None), ENTRY.c.deleted_at.is_(None)
             )
         ).all()
-        best = max(rows, key=lambda e: len(e.path), default=None)
-        return best.preferred_provider_id if best else None
+        prefs = {path_of(r): r.preferred_provider_id for r in rows}
+        out: dict[str, int | None] = {}
+        for path in paths:
+            p, found = path, None
+            while found is None and p != "/":
+                found = prefs.get(p)
+                p = split(p)[0]
+            out[path] = found
+        return out
 
     def _event(
         self,

@@ -34,7 +34,7 @@ from cdir.providers.common import chunk_reader
 from cdir.schema import TransferReport
 from cdir.schema.paths import is_within, join, normalize, relative, split
 from cdir.vdir import engine
-from cdir.vdir.core import BATCH, Namespace, actor_name, subtree_clause
+from cdir.vdir.core import BATCH, Namespace, actor_name, path_of, subtree_clause
 
 
 @dataclass
@@ -420,10 +420,7 @@ class VDir(Namespace):
         with self.db.session() as s:
             reps = self._replica_map(s, [e.id for e, _ in plan])
             provs = {p.id: p for p in s.exec(select(Provider)).all()}
-            prefs = {
-                e.id: (e.preferred_provider_id or self.preferred_provider_id(s, e.path))
-                for e, _ in plan
-            }
+            prefs = self.preferences(s, [path_of(e) for e, _ in plan])
         only = self._provider_row(provider).id if provider else None
         jobs = []
         for e, local in plan:
@@ -437,7 +434,9 @@ class VDir(Namespace):
             ):
                 report.skipped += 1
                 continue
-            order = self._read_order(e, reps.get(e.id or -1, {}), provs, prefs.get(e.id), only)
+            order = self._read_order(
+                e, reps.get(e.id or -1, {}), provs, prefs.get(path_of(e)), only
+            )
             if not order:
                 report.failed += 1
                 report.errors.append(
