@@ -275,3 +275,16 @@ def test_reads_use_the_preference_inherited_from_an_ancestor(vdir: Any, tmp_path
         out = tmp_path / f"out-{pref}.txt"
         vdir.get(["/d/b/f.txt"], str(out), progress=False)
         assert out.read_text() == expected
+
+
+def test_mv_onto_a_removed_path_reuses_it(vdir: Any, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", TREE)
+    vdir.put([f"{src}/a/"], "/p", recursive=True, progress=False)
+    vdir.rm(["/p"], recursive=True, progress=False)  # leaves tombstones at /p and below
+    vdir.put([f"{src}/a/"], "/q", recursive=True, progress=False)
+    assert vdir.mv("/q", "/p", progress=False).failed == 0
+    assert [e.path for e in vdir.ls("/p", recursive=True).entries] == [
+        "/p/a.txt", "/p/b", "/p/b/b.txt", "/p/b/c", "/p/b/c/c.txt",
+    ]
+    assert states(vdir, "/p")["/p/b/c/c.txt"] == {"laptop": ("current", 1), "archive": ("current", 1)}
+    assert (tmp_path / "archive/p/b/c/c.txt").read_text() == "CCC"

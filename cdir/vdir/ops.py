@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, delete, func, insert, literal, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from cdir.catalog import Entry, Event, Provider, Replica
@@ -749,18 +750,29 @@ class VDir(Namespace):
         return st
 
     def _rename(self, s: Session, sp: str, dp: str) -> None:
+        """Rename a path and its subtree in a few statements (no row-by-row ORM)."""
+        ents, reps_t = table(Entry), table(Replica)
         d, b = split(dp)
-        for e in s.exec(select(Entry).where(subtree_clause(sp))).all():
-            e.dirname = dp + e.dirname[len(sp) :]
-            s.add(e)
-        top = self._entry_or_none(sp, s)
-        assert top is not None
-        old = s.exec(select(Entry).where(Entry.dirname == d, Entry.basename == b)).first()
-        if old is not None:  # a tombstone at the destination gives way
-            s.delete(old)
-            s.flush()
-        top.dirname, top.basename, top.updated_at = d, b, utcnow()
-        s.add(top)
+        # tombstones at the destination give way (with the replica rows still under them)
+        at_dest = sa_select(ents.c.id).where(
+            ents.c.deleted_at.is_not(None),
+            or_((ents.c.dirname == d) & (ents.c.basename == b), subtree_clause(dp)),
+        )
+        gone = list(s.execute(at_dest).scalars())
+        if gone:
+            s.execute(delete(reps_t).where(reps_t.c.entry_id.in_(gone)))
+            s.execute(delete(ents).where(ents.c.id.in_(gone)))
+        s.execute(
+            update(ents)
+            .where(subtree_clause(sp))
+            .values(dirname=literal(dp) + func.substr(ents.c.dirname, len(sp) + 1))
+        )
+        sd, sb = split(sp)
+        s.execute(
+            update(ents)
+            .where(ents.c.dirname == sd, ents.c.basename == sb)
+            .values(dirname=d, basename=b, updated_at=utcnow())
+        )
 
     # --- rm ---------------------------------------------------------------------------------
     def rm(
