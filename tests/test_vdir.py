@@ -288,3 +288,18 @@ def test_mv_onto_a_removed_path_reuses_it(vdir: Any, tmp_path: Path) -> None:
     ]
     assert states(vdir, "/p")["/p/b/c/c.txt"] == {"laptop": ("current", 1), "archive": ("current", 1)}
     assert (tmp_path / "archive/p/b/c/c.txt").read_text() == "CCC"
+
+
+def test_rm_reports_a_provider_that_could_not_delete(vdir: Any, tmp_path: Path) -> None:
+    import shutil
+
+    f = tmp_path / "f.txt"
+    f.write_text("x")
+    vdir.put([str(f)], "/f.txt", progress=False)
+    shutil.rmtree(tmp_path / "archive")
+    (tmp_path / "archive").write_text("the provider's root is gone, a file is in its place")
+    rep = vdir.rm(["/f.txt"], progress=False)
+    assert rep.failed == 1 and len(rep.errors) == 1 and "archive" in rep.errors[0]
+    assert not (tmp_path / "laptop/f.txt").exists()
+    with pytest.raises(NotFound):  # the path is gone from the namespace all the same
+        vdir.stat("/f.txt")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, literal, or_, update
+from sqlalchemy import and_, bindparam, delete, func, insert, literal, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -805,83 +805,79 @@ class VDir(Namespace):
             targets.append(e)
         tasks: list[engine.Task[Any]] = []
         now = utcnow()
+        ents, reps_t = table(Entry), table(Replica)
         with self.db.session() as s:
             provs = {p.id: p for p in s.exec(select(Provider)).all()}
             for top in targets:
-                below = (
-                    list(
-                        s.exec(
-                            select(Entry).where(
-                                subtree_clause(top.path), col(Entry.deleted_at).is_(None)
-                            )
-                        ).all()
+                top_path = top.path
+                this = (ents.c.dirname == top.dirname) & (ents.c.basename == top.basename)
+                scope = or_(this, subtree_clause(top_path)) if top.kind == "dir" else this
+                alive = and_(scope, ents.c.deleted_at.is_(None))
+                # phase 1: every replica of what goes, then the tombstones, in one transaction
+                reps = s.execute(
+                    sa_select(
+                        reps_t.c.id,
+                        reps_t.c.provider_id,
+                        reps_t.c.remote_path,
+                        ents.c.dirname,
+                        ents.c.basename,
+                        ents.c.size,
                     )
-                    if top.kind == "dir"
-                    else []
-                )
-                ents = [top, *below]
-                reps = self._replica_map(s, [e.id for e in ents])
-                for e in ents:
-                    e.deleted_at = now
-                    s.add(e)
-                tree_provs: set[int] = set()
-                for e in ents:
-                    for pid, r in reps.get(e.id or -1, {}).items():
-                        if top.kind == "dir" and r.remote_path.startswith(
-                            remote_of(top.path) + "/"
-                        ):
-                            tree_provs.add(pid)
-                        else:
-                            tasks.append(
-                                engine.Task(
-                                    ("file", r.id),
-                                    e.size or 0,
-                                    _bind(self._delete_file, provs[pid], r.remote_path),
-                                    e.path,
-                                    provs[pid].name,
-                                )
-                            )
-                for pid in tree_provs:
-                    ids = [
-                        r.id
-                        for e in ents
-                        for p2, r in reps.get(e.id or -1, {}).items()
-                        if p2 == pid
-                    ]
+                    .join(ents, ents.c.id == reps_t.c.entry_id)
+                    .where(alive)
+                ).all()
+                files = s.execute(
+                    sa_select(func.count()).select_from(ents).where(alive, ents.c.kind == "file")
+                ).scalar_one()
+                s.execute(update(ents).where(alive).values(deleted_at=now))
+                below = remote_of(top_path) + "/"
+                tree: dict[int, list[int]] = {}  # a directory goes with one delete_tree each
+                for r in reps:
+                    if top.kind == "dir" and r.remote_path.startswith(below):
+                        tree.setdefault(r.provider_id, []).append(r.id)
+                        continue
+                    prov = provs[r.provider_id]
                     tasks.append(
                         engine.Task(
-                            ("tree", ids),
-                            0,
-                            _bind(self.backend(provs[pid].name).delete_tree, remote_of(top.path)),
-                            f"{provs[pid].name}:{top.path}",
-                            provs[pid].name,
+                            [r.id],
+                            r.size or 0,
+                            _bind(self._delete_file, prov, r.remote_path),
+                            f"{r.dirname.rstrip('/')}/{r.basename}",
+                            prov.name,
                         )
                     )
-                report.files += sum(1 for e in ents if e.kind == "file")
-                self._event(s, "rm", top.path, None, {"entries": len(ents)})
-        gone: list[int | None] = []
-        failed: dict[int | None, str] = {}
+                for pid, ids in tree.items():
+                    prov = provs[pid]
+                    tasks.append(
+                        engine.Task(
+                            ids,
+                            0,
+                            _bind(self.backend(prov.name).delete_tree, remote_of(top_path)),
+                            f"{prov.name}:{top_path}",
+                            prov.name,
+                        )
+                    )
+                report.files += files
+                self._event(s, "rm", top_path, None, {"files": files})
+        # phase 2: the providers; phase 3: forget what they confirmed, mark what failed
+        gone: list[int] = []
+        failed: list[dict[str, Any]] = []
         with engine.Progress("rm", len(tasks), 0, progress) as bar:
             for out in engine.run(tasks, parallel, bar, self._widths(list(provs.values()))):
-                _kind, ids = out.task.key
-                ids = ids if isinstance(ids, list) else [ids]
                 if out.error is None:
-                    gone.extend(ids)
+                    gone.extend(out.task.key)
                 else:
                     report.errors.append(str(out.error))
-                    failed.update(dict.fromkeys(ids, str(out.error)[:500]))
+                    err = str(out.error)[:500]
+                    failed += [
+                        {"b_id": i, "state": "error", "last_error": err} for i in out.task.key
+                    ]
         with self.db.session() as s:
             for i in range(0, len(gone), 900):
-                for r in s.exec(
-                    select(Replica).where(col(Replica.id).in_(gone[i : i + 900]))
-                ).all():
-                    s.delete(r)
-            for rid, err in failed.items():
-                failed_rep = s.get(Replica, rid)
-                if failed_rep is not None:
-                    failed_rep.state, failed_rep.last_error = "error", err
-                    s.add(failed_rep)
-        report.failed = len(failed)
+                s.execute(delete(reps_t).where(reps_t.c.id.in_(gone[i : i + 900])))
+            if failed:
+                s.execute(update(reps_t).where(reps_t.c.id == bindparam("b_id")), failed)
+        report.failed = len({f["b_id"] for f in failed})
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
 
