@@ -303,3 +303,25 @@ def test_rm_reports_a_provider_that_could_not_delete(vdir: Any, tmp_path: Path) 
     assert not (tmp_path / "laptop/f.txt").exists()
     with pytest.raises(NotFound):  # the path is gone from the namespace all the same
         vdir.stat("/f.txt")
+
+
+def test_an_interrupted_put_records_what_was_written(vdir: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cdir.providers.local import LocalProvider
+
+    src = make_tree(tmp_path / "src", {f"f{i}": "x" for i in range(6)})
+    real, calls = LocalProvider.put_file, []
+
+    def interrupted_on_the_fifth(self, local, path, mtime_ns=None):  # type: ignore[no-untyped-def]
+        calls.append(path)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real(self, local, path, mtime_ns)
+
+    monkeypatch.setattr(LocalProvider, "put_file", interrupted_on_the_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        vdir.put([f"{src}/"], "/d", recursive=True, to=["laptop"], parallel=1, progress=False)
+    monkeypatch.setattr(LocalProvider, "put_file", real)
+    written = {e.path for e in vdir.ls("/d").entries}
+    assert len(written) == 4 and all((tmp_path / "laptop" / p.lstrip("/")).exists() for p in written)
+    again = vdir.put([f"{src}/"], "/d", recursive=True, to=["laptop"], progress=False)
+    assert (again.files, again.skipped) == (2, 4)

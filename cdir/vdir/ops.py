@@ -198,28 +198,35 @@ class VDir(Namespace):
         pending = {id(f): len(f.targets) for f in todo}
         finished: list[FileJob] = []
         total_bytes = sum(f.size * len(f.targets) for f in todo)
-        with engine.Progress(action, len(todo), total_bytes, progress) as bar:
-            for out in engine.run(tasks, parallel, None, self._widths(providers)):
-                f, p = out.task.key
-                assert p.id is not None
-                bar.advance(0, f.size if out.error is None else 0)
-                if out.error is not None:
-                    f.failed[p.id] = str(out.error)
-                elif out.result.size != f.size:
-                    f.failed[p.id] = (
-                        f"{p.name}: size mismatch after write ({out.result.size} != {f.size})"
-                    )
-                else:
-                    f.done[p.id] = out.result
-                    report.bytes += f.size
-                pending[id(f)] -= 1
-                if pending[id(f)] == 0:
-                    bar.advance(1, 0)
-                    finished.append(f)
-                    if len(finished) >= BATCH:
-                        self._record(finished, reps, action, report)
-                        finished = []
-            self._record(finished, reps, action, report)
+        recorded: set[int] = set()
+        try:
+            with engine.Progress(action, len(todo), total_bytes, progress) as bar:
+                for out in engine.run(tasks, parallel, None, self._widths(providers)):
+                    f, p = out.task.key
+                    assert p.id is not None
+                    bar.advance(0, f.size if out.error is None else 0)
+                    if out.error is not None:
+                        f.failed[p.id] = str(out.error)
+                    elif out.result.size != f.size:
+                        f.failed[p.id] = (
+                            f"{p.name}: size mismatch after write ({out.result.size} != {f.size})"
+                        )
+                    else:
+                        f.done[p.id] = out.result
+                        report.bytes += f.size
+                    pending[id(f)] -= 1
+                    if pending[id(f)] == 0:
+                        bar.advance(1, 0)
+                        finished.append(f)
+                        if len(finished) >= BATCH:
+                            self._record(finished, reps, action, report)
+                            recorded.update(id(x) for x in finished)
+                            finished = []
+        finally:
+            # also on Ctrl-C or an error: what providers confirmed is recorded, so a re-run
+            # skips it and no replica is unknown to the catalog
+            partial = [f for f in todo if f.done and pending[id(f)] and id(f) not in recorded]
+            self._record(finished + partial, reps, action, report)
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
 
