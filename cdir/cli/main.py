@@ -96,9 +96,7 @@ def _fmt(output: str | None) -> str:
 
 
 def _parallel(p: int | None) -> int:
-    from cdir.config import Settings
-
-    return p or G.parallel or Settings().parallel
+    return p or G.parallel or G.open().settings.parallel
 
 
 def _names(text: str | None) -> list[str] | None:

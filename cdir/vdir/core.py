@@ -9,7 +9,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
@@ -27,7 +27,6 @@ from cdir.errors import (
     AlreadyExists,
     CdirError,
     InvalidPath,
-    IsADirectory,
     NotADirectory,
     NotFound,
     UsageError,
@@ -35,7 +34,7 @@ from cdir.errors import (
 from cdir.providers import Provider as Backend
 from cdir.providers import load_provider_class
 from cdir.schema import EntryOut, ProviderOut, ReplicaOut
-from cdir.schema.paths import is_within, join, normalize, split
+from cdir.schema.paths import is_within, normalize, split
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 BATCH = 500  # catalog rows per transaction
@@ -434,7 +433,7 @@ class Namespace:
         return [self._entry_out(r, reps.get(r.id or 0, []), names) for r in rows]
 
     def _provider_names(self, s: Session) -> dict[int, str]:
-        return {p.id: p.name for p in s.exec(select(Provider)).all() if p.id is not None}
+        return {i: p.name for i, p in self.providers_by_id(s).items()}
 
     def _replicas(
         self, entries: Sequence[Any], s: Session | None = None
@@ -529,6 +528,22 @@ class Namespace:
             self._event(s, "mkdir", path)
         return self._entry_out(created[path], None)
 
+    def entries_at(self, s: Session, paths: Iterable[str]) -> dict[str, Entry]:
+        """path → Entry (tombstones too) for exact paths, 400 paths per query."""
+        ordered = sorted(set(paths))
+        found: dict[str, Entry] = {}
+        for i in range(0, len(ordered), 400):
+            conds = [
+                (col(Entry.dirname) == split(p)[0]) & (col(Entry.basename) == split(p)[1])
+                for p in ordered[i : i + 400]
+            ]
+            for e in s.exec(select(Entry).where(or_(*conds))).all():
+                found[e.path] = e
+        return found
+
+    def providers_by_id(self, s: Session) -> dict[int, Provider]:
+        return {p.id: p for p in s.exec(select(Provider)).all() if p.id is not None}
+
     def ensure_dirs(self, s: Session, paths: Iterable[str]) -> dict[str, Entry]:
         """Create the directory entries for `paths` and their ancestors in one go; a file in
         the way is an error. Returns path → Entry for what was asked."""
@@ -539,18 +554,9 @@ class Namespace:
                 p = split(p)[0]
         if not wanted:
             return {}
-        found: dict[str, Entry] = {}
-        ordered = sorted(wanted)
-        for i in range(0, len(ordered), 400):
-            chunk = ordered[i : i + 400]
-            conds = [
-                (col(Entry.dirname) == split(p)[0]) & (col(Entry.basename) == split(p)[1])
-                for p in chunk
-            ]
-            for e in s.exec(select(Entry).where(or_(*conds))).all():
-                found[e.path] = e
+        found = self.entries_at(s, wanted)
         for p in sorted(wanted, key=lambda x: x.count("/")):
-            e = found.get(p)  # type: ignore[assignment]
+            e = found.get(p)
             if e is not None and e.deleted_at is None:
                 if e.kind != "dir":
                     raise NotADirectory(f"not a directory: {p}")
@@ -618,14 +624,6 @@ class Namespace:
         if is_within(path, ancestor) and path != ancestor:
             raise InvalidPath(f"cannot copy or move {ancestor} into itself ({path})")
 
-    @staticmethod
-    def join(d: str, b: str) -> str:
-        return join(d, b)
-
-    def guard_not_dir(self, e: Entry | None, path: str) -> None:
-        if e is not None and e.kind == "dir":
-            raise IsADirectory(f"is a directory: {path}")
-
 
 def _path_match(path: str, pattern: str) -> bool:
     """Glob on whole segments: `*` never crosses a '/'; a relative pattern matches the
@@ -641,8 +639,3 @@ def actor_name() -> str:
         return os.getlogin()
     except OSError:
         return os.environ.get("USER", "cdir")
-
-
-def iter_chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(seq), n):
-        yield seq[i : i + n]

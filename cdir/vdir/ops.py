@@ -33,7 +33,7 @@ from cdir.errors import (
 from cdir.providers.base import TMP_PREFIX, RemoteStat
 from cdir.providers.common import chunk_reader
 from cdir.schema import TransferReport
-from cdir.schema.paths import is_within, join, normalize, relative, split
+from cdir.schema.paths import join, normalize, relative, split
 from cdir.vdir import engine
 from cdir.vdir.core import BATCH, Namespace, actor_name, path_of, subtree_clause
 
@@ -120,7 +120,6 @@ class VDir(Namespace):
             files,
             dirs,
             providers,
-            to_given=bool(to),
             parallel=parallel,
             progress=progress,
             action="put",
@@ -143,7 +142,6 @@ class VDir(Namespace):
         dirs: set[str],
         providers: list[Provider],
         *,
-        to_given: bool,
         parallel: int,
         progress: bool,
         action: str,
@@ -157,9 +155,9 @@ class VDir(Namespace):
                 raise UsageError(f"two sources write the same path: {f.vpath}")
             seen.add(f.vpath)
         with self.db.session() as s:
-            existing = self._load(s, [f.vpath for f in files])
+            existing = self.entries_at(s, [f.vpath for f in files])
             reps = self._replica_map(s, [e.id for e in existing.values() if e.id])
-            all_provs = {p.id: p for p in s.exec(select(Provider)).all()}
+            all_provs = self.providers_by_id(s)
             for f in files:
                 e = existing.get(f.vpath)
                 if e is not None and e.deleted_at is None and e.kind == "dir":
@@ -366,29 +364,6 @@ class VDir(Namespace):
                 ],
             )
 
-    def _load(self, s: Session, paths: Sequence[str]) -> dict[str, Entry]:
-        """Entries (tombstones too) at `paths`, in few queries: one per subtree for big sets."""
-        out: dict[str, Entry] = {}
-        if not paths:
-            return out
-        if len(paths) <= 50:
-            for p in paths:
-                d, b = split(p)
-                e = s.exec(select(Entry).where(Entry.dirname == d, Entry.basename == b)).first()
-                if e is not None:
-                    out[p] = e
-            return out
-        wanted = set(paths)
-        root = os.path.commonpath(list(wanted))
-        for e in s.exec(
-            select(Entry)
-            .where(subtree_clause(split(root)[0] if root in wanted else root))
-            .execution_options(yield_per=5000)
-        ):
-            if e.path in wanted:
-                out[e.path] = e
-        return out
-
     def _replica_map(self, s: Session, ids: Sequence[int | None]) -> dict[int, dict[int, Replica]]:
         out: dict[int, dict[int, Replica]] = {}
         real = [i for i in ids if i]
@@ -427,7 +402,7 @@ class VDir(Namespace):
                 plan.append((f, base / relative(f.path, vp)))
         with self.db.session() as s:
             reps = self._replica_map(s, [e.id for e, _ in plan])
-            provs = {p.id: p for p in s.exec(select(Provider)).all()}
+            provs = self.providers_by_id(s)
             prefs = self.preferences(s, [path_of(e) for e, _ in plan])
         only = self._provider_row(provider).id if provider else None
         jobs = []
@@ -554,7 +529,7 @@ class VDir(Namespace):
         ]
         with self.db.session() as s:
             reps = self._replica_map(s, [e.id for e in sources])
-            provs = {p.id: p for p in s.exec(select(Provider)).all()}
+            provs = self.providers_by_id(s)
         only = self.resolve_providers(to) if to else None
         holders: dict[int, Provider] = {}
         for f in files:
@@ -570,7 +545,6 @@ class VDir(Namespace):
             files,
             dirs,
             targets,
-            to_given=bool(to),
             parallel=parallel,
             progress=progress,
             action="cp",
@@ -584,7 +558,7 @@ class VDir(Namespace):
             if p.id == prov.id and dst.capabilities.server_side_copy:
                 return (
                     dst.copy(r.remote_path, remote_of(job.vpath))
-                    if not _same(r.remote_path, job.vpath)
+                    if r.remote_path != remote_of(job.vpath)
                     else dst.stat(r.remote_path)
                 )
         return self._stream(order, prov, remote_of(job.vpath), job.size, job.mtime_ns, job.hash)
@@ -646,7 +620,7 @@ class VDir(Namespace):
         targets = self.resolve_providers(to)
         with self.db.session() as s:
             reps = self._replica_map(s, [x.id for x in sources])
-            provs = {p.id: p for p in s.exec(select(Provider)).all()}
+            provs = self.providers_by_id(s)
         files = []
         for x in sources:
             order = self._read_order(x, reps.get(x.id or -1, {}), provs, None, None)
@@ -657,7 +631,6 @@ class VDir(Namespace):
             files,
             set(),
             targets,
-            to_given=True,
             parallel=parallel,
             progress=progress,
             action="replicate",
@@ -683,7 +656,7 @@ class VDir(Namespace):
         files = [se] if se.kind == "file" else self._files_below(sp, True)
         with self.db.session() as s:
             reps = self._replica_map(s, [e.id for e in files])
-            provs = {p.id: p for p in s.exec(select(Provider)).all()}
+            provs = self.providers_by_id(s)
             self.ensure_dirs(s, [split(dp)[0]])
         report = TransferReport()
         tasks = []
@@ -814,7 +787,7 @@ class VDir(Namespace):
         now = utcnow()
         ents, reps_t = table(Entry), table(Replica)
         with self.db.session() as s:
-            provs = {p.id: p for p in s.exec(select(Provider)).all()}
+            provs = self.providers_by_id(s)
             for top in targets:
                 top_path = top.path
                 this = (ents.c.dirname == top.dirname) & (ents.c.basename == top.basename)
@@ -915,7 +888,7 @@ class VDir(Namespace):
                 if i == 0:
                     self.ensure_dirs(s, dirs | {vp} if vp != "/" else dirs)
                 self.ensure_dirs(s, {split("/" + st.path)[0] for st in chunk})
-                existing = self._load(s, ["/" + st.path for st in chunk])
+                existing = self.entries_at(s, ["/" + st.path for st in chunk])
                 reps = self._replica_map(s, [e.id for e in existing.values()])
                 for st in chunk:
                     path = "/" + st.path
@@ -995,12 +968,5 @@ def _local_stat(p: Path) -> os.stat_result | None:
         return None
 
 
-def _same(remote: str, vpath: str) -> bool:
-    return remote == remote_of(vpath)
-
-
 def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
     return lambda: fn(*args)
-
-
-__all__ = ["VDir", "is_within"]
