@@ -107,17 +107,21 @@ def add_provider(ctx: Context, env: dict[str, str], name: str, cfg: dict[str, An
     """`cdir provider add` from a fixture's provider_config(); secrets go in as -O options,
     which cdir routes to its vault (no prompt in a benchmark)."""
     opts = [a for k, v in {**cfg["options"], **cfg["secrets"]}.items() for a in ("-O", f"{k}={v}")]
-    ctx.setup(ctx.cdir_cmd("provider", "add", name, "-k", cfg["kind"], "--root", cfg["root"],
-                           *opts), env)
+    ctx.setup(
+        ctx.cdir_cmd("provider", "add", name, "-k", cfg["kind"], "--root", cfg["root"], *opts), env
+    )
 
 
-def check_copy(ctx: Context, where: str, env: dict[str, str], files: int, size: int,
-               who: str) -> None:
+def check_copy(
+    ctx: Context, where: str, env: dict[str, str], files: int, size: int, who: str
+) -> None:
     """The copy is complete (file count and bytes), by rclone as an independent lister."""
     got = json.loads(ctx.setup(ctx.rclone_cmd("size", "--json", where), env))
     if (got.get("count"), got.get("bytes")) != (files, size):
-        raise BenchError(f"{who} left {got.get('count')} files / {got.get('bytes')} bytes at "
-                         f"{where}, expected {files} / {size}")
+        raise BenchError(
+            f"{who} left {got.get('count')} files / {got.get('bytes')} bytes at "
+            f"{where}, expected {files} / {size}"
+        )
 
 
 def _check(ctx: Context, d: Dest, files: int, size: int, who: str) -> None:
@@ -143,8 +147,16 @@ def _snapshot(where: str) -> dict[str, tuple[int, int, int]] | None:
     return out
 
 
-def put_rows(ctx: Context, src: Path, expected: tuple[int, int], destination: Destination,
-             label: str, *, rerun: bool, notes: list[str] | None = None) -> list[Row]:
+def put_rows(
+    ctx: Context,
+    src: Path,
+    expected: tuple[int, int],
+    destination: Destination,
+    label: str,
+    *,
+    rerun: bool,
+    notes: list[str] | None = None,
+) -> list[Row]:
     """Time `cdir put SRC/ /bench -r --to P --parallel 4` against `rclone copy SRC DST
     --transfers 4 --checkers 4`, each into a fresh destination, ctx.repeats times; with
     `rerun` also the same command again right after (nothing changed: both must skip all)."""
@@ -153,33 +165,43 @@ def put_rows(ctx: Context, src: Path, expected: tuple[int, int], destination: De
     first = Row(f"put {label}", cdir1, rclone1, list(notes or []))
     again = Row(f"re-run, nothing changed: {label}", cdir2, rclone2)
 
-    def run_cdir() -> None:
-        with destination(ctx, "cdir") as d:
-            cmd = ctx.cdir_cmd("put", f"{src}/", "/bench", "-r", "--to", d.target,
-                               "--parallel", PARALLEL)
-            record(cdir1, ctx, cmd, ctx.measure(cmd, d.env).sample)
-            _check(ctx, d, files, size, "cdir put")
+    def run(
+        tool: str, what: str, command: Callable[[Any], list[str]], one: Series, two: Series
+    ) -> None:
+        with destination(ctx, tool) as d:
+            cmd = command(d)
+            record(one, ctx, cmd, ctx.measure(cmd, d.env).sample)
+            _check(ctx, d, files, size, what)
             if rerun:
                 before = _snapshot(d.check)
                 r = ctx.measure(cmd, d.env)
                 if before is not None and _snapshot(d.check) != before:
-                    raise BenchError("cdir re-run rewrote files that had not changed")
-                if not re.search(rf"\b0 file\(s\).*skipped {files}\b", r.stdout):
+                    raise BenchError(f"{tool} re-run rewrote files that had not changed")
+                if tool == "cdir" and not re.search(rf"\b0 file\(s\).*skipped {files}\b", r.stdout):
                     raise BenchError(f"cdir re-run did not skip every file: {r.stdout.strip()}")
-                record(cdir2, ctx, cmd, r.sample)
+                record(two, ctx, cmd, r.sample)
+
+    def run_cdir() -> None:
+        run(
+            "cdir",
+            "cdir put",
+            lambda d: ctx.cdir_cmd(
+                "put", f"{src}/", "/bench", "-r", "--to", d.target, "--parallel", PARALLEL
+            ),
+            cdir1,
+            cdir2,
+        )
 
     def run_rclone() -> None:
-        with destination(ctx, "rclone") as d:
-            cmd = ctx.rclone_cmd("copy", str(src), d.target, "--transfers", PARALLEL,
-                                 "--checkers", PARALLEL)
-            record(rclone1, ctx, cmd, ctx.measure(cmd, d.env).sample)
-            _check(ctx, d, files, size, "rclone copy")
-            if rerun:
-                before = _snapshot(d.check)
-                r = ctx.measure(cmd, d.env)
-                if before is not None and _snapshot(d.check) != before:
-                    raise BenchError("rclone re-run rewrote files that had not changed")
-                record(rclone2, ctx, cmd, r.sample)
+        run(
+            "rclone",
+            "rclone copy",
+            lambda d: ctx.rclone_cmd(
+                "copy", str(src), d.target, "--transfers", PARALLEL, "--checkers", PARALLEL
+            ),
+            rclone1,
+            rclone2,
+        )
 
     for i in range(ctx.repeats):
         ctx.log(f"  {label}: repetition {i + 1}/{ctx.repeats}")
