@@ -1,6 +1,7 @@
 """Storage providers behind one interface, found through the `cdir.providers` entry points."""
 
-from cdir.providers.base import Capabilities, OptionSpec, Provider, RemoteStat
+from cdir.providers.base import Capabilities, Provider, RemoteStat
+from cdir.providers.options import OptionSpec
 from cdir.providers.registry import available_kinds, load_provider_class, open_provider
 
 __all__ = [

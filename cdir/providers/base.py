@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Literal
 
 from cdir.errors import NotFound, Unsupported, UsageError
+from cdir.providers.options import OptionSpec, parse_option, parse_options
 
 CHUNK = 1024 * 1024
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
 # Name prefix of uploads in flight (renamed into place when complete); listings skip it.
 TMP_PREFIX = ".cdir-tmp-"
 
@@ -55,17 +54,6 @@ class RemoteStat:
         return self.path.rsplit("/", 1)[-1]
 
 
-@dataclass(frozen=True)
-class OptionSpec:
-    """One `provider add` option; `secret` ones go to the vault, never the catalog."""
-
-    name: str
-    help: str
-    secret: bool = False
-    required: bool = False
-    default: Any = None
-
-
 class Provider(ABC):
     """A storage service seen as a tree of files below `root`."""
 
@@ -86,11 +74,14 @@ class Provider(ABC):
         self.root = root
         self.opts = dict(options or {})
         self.secrets = dict(secrets or {})
+        # every option in its type, defaults filled in; unknown or bad values refused here
+        self.conf: dict[str, Any] = parse_options(name, self.options, {**self.opts, **self.secrets})
         self.configure()
 
     def configure(self) -> None:  # noqa: B027 - optional hook; some providers need no setup
-        """Read `root`, `opts` and `secrets` into what the provider needs; a bad one is a
-        UsageError. Called by `__init__`, so providers need not repeat its signature. No I/O
+        """Read `root` and `conf` (the typed options and secrets) into what the provider
+        needs; a bad combination is a UsageError. Called by `__init__`, so providers need not
+        repeat its signature. No I/O
         here: connections are made on first use."""
 
     def __repr__(self) -> str:  # never shows secrets
@@ -100,7 +91,7 @@ class Provider(ABC):
         """How error messages name `path`: `provider:/path`."""
         return f"{self.name}:/{path}"
 
-    # --- options (values are strings when they come from the command line) ----------------
+    # --- transitional: raw option accessors, until every provider reads self.conf ---------
     def int_option(self, key: str, default: int) -> int:
         """Option `key` as an integer; `default` when absent or empty."""
         value = self.opts.get(key)
@@ -125,12 +116,7 @@ class Provider(ABC):
         value = self.opts.get(key)
         if value is None or value == "":
             return default
-        if not isinstance(value, str):
-            return bool(value)
-        word = value.strip().lower()
-        if word in _TRUE or word in _FALSE:
-            return word in _TRUE
-        raise UsageError(f"{self.name}: option {key} must be true or false, not {value!r}")
+        return bool(parse_option(self.name, OptionSpec(key, "", "bool"), value))
 
     # --- reading ---------------------------------------------------------------------------
     @abstractmethod

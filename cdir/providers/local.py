@@ -26,12 +26,12 @@ from cdir.providers.base import (
     CHUNK,
     TMP_PREFIX,
     Capabilities,
-    OptionSpec,
     Provider,
     RemoteStat,
     atomic_write,
 )
 from cdir.providers.common import check_size
+from cdir.providers.options import OptionSpec
 
 ERRORS: list[ErrorRule] = [
     (lambda e: isinstance(e, FileNotFoundError), NotFound, None),
@@ -64,12 +64,18 @@ class LocalProvider(Provider):
     )
     options = (
         OptionSpec("root", "directory that holds the files", required=True),
-        OptionSpec("max_parallel", "transfers at once (raise it for a network mount)", default=1),
+        OptionSpec(
+            "max_parallel",
+            "transfers at once (raise it for a network mount)",
+            "int",
+            default=1,
+            minimum=1,
+        ),
     )
 
     def configure(self) -> None:
         self.base = Path(self.root).expanduser().absolute()
-        width = self.int_option("max_parallel", 1)
+        width = self.conf["max_parallel"]
         if width != self.capabilities.max_parallel:
             self.capabilities = replace(self.capabilities, max_parallel=width)
 

@@ -17,7 +17,7 @@ from cdir.providers.testing import ProviderSuite, kinds, stream
 class TestLocal(ProviderSuite):
     @pytest.fixture
     def provider(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalProvider]:
-        p = LocalProvider("t", str(tmp_path_factory.mktemp("root")), {"page_size": 7})
+        p = LocalProvider("t", str(tmp_path_factory.mktemp("root")))
         yield p
         p.close()
 

@@ -9,7 +9,7 @@ A provider's test module is one class::
     class TestLocal(ProviderSuite):
         @pytest.fixture
         def provider(self, tmp_path):
-            return LocalProvider("t", str(tmp_path), {"page_size": 7})
+            return LocalProvider("t", str(tmp_path))
 
 The fixture contract:
 
@@ -22,8 +22,8 @@ The fixture contract:
   sub-path appended to `root` (used once, to test a fresh, empty root); else override
   `provider_at()`.
 - Where the provider pages its listings, pass a small page size through its options, e.g.
-  `options={"page_size": 7}`, so the listing tests span several pages (providers that do not
-  page ignore the option).
+  `options={"page_size": 7}`, so the listing tests span several pages (an option a provider
+  does not declare is refused, so pass it only to providers that page).
 - What is tested follows `provider.capabilities`, never the provider's kind: a test needing a
   feature the provider lacks is skipped with the flag in the reason; a flag that claims a
   feature is checked to work.
