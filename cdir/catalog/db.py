@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, event, inspect, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine
 
 from cdir.catalog import models
 from cdir.config import redact
-from cdir.errors import CatalogError
+from cdir.errors import CatalogError, CdirError, Conflict
+
+T = TypeVar("T")
 
 
 def _v1(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn)
 
+
+BUSY_TIMEOUT_S = 30  # how long a writer waits for another process's write lock
+WRITE_OPTION = "cdir_write"  # execution option: this transaction will write
 
 # Append only: each function moves the schema one version up, inside one transaction.
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
@@ -34,21 +42,34 @@ def _engine_url(url: str) -> str:
 def make_engine(url: str) -> Engine:
     url = _engine_url(url)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        path = url.split("///", 1)[-1].split("?", 1)[0]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            # created private: the catalog names every file and provider (WAL files follow)
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S}
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # transactions begin in _begin below
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             # LIKE 'prefix%' can then use the indexes, and matches as PostgreSQL does
             cur.execute("PRAGMA case_sensitive_like=ON")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            # A writer takes the write lock up front: a deferred transaction that reads and
+            # then writes fails at once (SQLITE_BUSY_SNAPSHOT) when another process wrote
+            # in between, without waiting on busy_timeout.
+            write = conn.get_execution_options().get(WRITE_OPTION)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
     try:
@@ -82,16 +103,38 @@ def migrate(engine: Engine) -> int:
         ) from exc
 
 
+def translate_db_error(exc: SQLAlchemyError, url: str) -> CdirError:
+    """A database error as one line in cdir's error tree: a unique-key race is a Conflict;
+    a lock held too long or a lost connection a retryable CatalogError."""
+    orig = getattr(exc, "orig", None) or exc
+    detail = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    if isinstance(exc, IntegrityError):
+        return Conflict(f"the catalog changed under this command (another writer won): {detail}")
+    if isinstance(exc, OperationalError) and ("locked" in detail or "busy" in detail):
+        return CatalogError(
+            f"the catalog is busy: another cdir process held it for over {BUSY_TIMEOUT_S} s; "
+            "try again",
+            retryable=True,
+        )
+    if isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        return CatalogError(f"lost the catalog {redact(url)}: {detail}", retryable=True)
+    return CatalogError(f"catalog error: {detail}")
+
+
 class Database:
     """One engine per catalog URL; sessions are short and used by vdir only."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self._writer = self.engine.execution_options(**{WRITE_OPTION: True})
         migrate(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        """A raw session: committed at the end, rolled back on error, errors untranslated."""
         with Session(self.engine, expire_on_commit=False) as s:
             try:
                 yield s
@@ -99,6 +142,38 @@ class Database:
             except BaseException:
                 s.rollback()
                 raise
+
+    @contextmanager
+    def transaction(self, s: Session | None = None, *, write: bool = False) -> Iterator[Session]:
+        """The one way vdir talks to the catalog: join `s` when given, else open a session
+        (taking the write lock up front when `write`), commit or roll back, and turn
+        database errors into cdir's (see translate_db_error)."""
+        if s is not None:
+            yield s
+            return
+        try:
+            with Session(self._writer if write else self.engine, expire_on_commit=False) as new:
+                try:
+                    yield new
+                    new.commit()
+                except BaseException:
+                    new.rollback()
+                    raise
+        except SQLAlchemyError as exc:
+            raise translate_db_error(exc, self.url) from None
+
+    def write(self, work: Callable[[Session], T], attempts: int = 5) -> T:
+        """Run `work` in a write transaction; when another writer won a unique-key race,
+        run it again (it re-reads, so it merges with what the other wrote)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.transaction(write=True) as s:
+                    return work(s)
+            except Conflict:
+                if attempt == attempts:
+                    raise
+                time.sleep(0.05 * attempt * (0.5 + random.random()))
+        raise AssertionError("unreachable")
 
     @property
     def is_postgres(self) -> bool:

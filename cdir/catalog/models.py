@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Table, UniqueConstraint
@@ -16,6 +17,23 @@ def table(model: type[SQLModel]) -> Table:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class ReplicaState(StrEnum):
+    """Where a replica stands against its entry's current generation (DESIGN.md §2)."""
+
+    CURRENT = "current"  # holds the entry's generation, verified when written
+    STALE = "stale"  # holds an older generation (or changed outside cdir): never read
+    MISSING = "missing"  # a read or a check found nothing there
+    PENDING = "pending"  # planned, not written yet
+    TRANSFERRING = "transferring"
+    ERROR = "error"  # the last write or delete failed (`last_error` says why)
+    CONFLICT = "conflict"  # differs from the catalog's version and was not chosen
+
+
+class EntryKind(StrEnum):
+    FILE = "file"
+    DIR = "dir"
 
 
 class Provider(SQLModel, table=True):
@@ -48,7 +66,7 @@ class Entry(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     dirname: str  # "/" for entries at the root; the unique index also serves `ls`
     basename: str
-    kind: str  # "file" | "dir"
+    kind: str  # an EntryKind
     size: int | None = Field(default=None, sa_column=Column(BigInteger))
     mtime_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
     hash: str | None = None  # "kind:hex" when known
@@ -75,7 +93,7 @@ class Replica(SQLModel, table=True):
     mtime_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
     fingerprint: str | None = None
     generation: int = 0
-    state: str = "pending"  # current|stale|missing|pending|transferring|error|conflict
+    state: str = ReplicaState.PENDING  # a ReplicaState (stored as its text)
     last_checked: datetime | None = None
     last_error: str | None = None
 

@@ -200,7 +200,10 @@ def cd_cmd(path: Annotated[str, typer.Argument(help="Virtual directory")] = "/")
 @app.command("pwd")
 def pwd_cmd() -> None:
     """Print the current virtual directory."""
-    typer.echo(G.open().cwd)
+    from cdir.config import Settings
+    from cdir.vdir.state import current_dir
+
+    typer.echo(current_dir(Settings(catalog_url=G.catalog) if G.catalog else Settings()))
 
 
 @app.command("ls")

@@ -75,7 +75,9 @@ class Provider(ABC):
         self.opts = dict(options or {})
         self.secrets = dict(secrets or {})
         # every option in its type, defaults filled in; unknown or bad values refused here
-        self.conf: dict[str, Any] = parse_options(name, self.options, {**self.opts, **self.secrets})
+        self.conf: dict[str, Any] = parse_options(
+            name, self.options, {**self.opts, **self.secrets}, self.kind
+        )
         self.configure()
 
     def configure(self) -> None:  # noqa: B027 - optional hook; some providers need no setup
@@ -192,6 +194,11 @@ class Provider(ABC):
     def check(self) -> None:
         """Raise a cdir error if the provider cannot be reached or used (for `provider test`)."""
         next(iter(self.list("")), None)
+
+    def create_root(self) -> None:  # noqa: B027 - optional hook; most roots exist already
+        """Create the root where it is missing and the provider can (a local folder). Only
+        `provider add` calls it: a root that vanishes later is a fault, never recreated by a
+        write."""
 
     def pin(self) -> dict[str, Any]:
         """Options learned when the provider is registered, shown to the user and stored with

@@ -75,6 +75,7 @@ class LocalProvider(Provider):
 
     def configure(self) -> None:
         self.base = Path(self.root).expanduser().absolute()
+        self.root = str(self.base)
         width = self.conf["max_parallel"]
         if width != self.capabilities.max_parallel:
             self.capabilities = replace(self.capabilities, max_parallel=width)
@@ -233,6 +234,10 @@ class LocalProvider(Provider):
             d.parent.mkdir(parents=True, exist_ok=True)
             os.replace(s, d)
             return self.stat(dst)
+
+    def create_root(self) -> None:
+        with translated(ERRORS, self._what("")):
+            self.base.mkdir(parents=True, exist_ok=True)
 
     def check(self) -> None:
         with translated(ERRORS, self._what("")):

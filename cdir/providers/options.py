@@ -99,7 +99,7 @@ def parse_option(owner: str, spec: OptionSpec, value: Any) -> Any:
 
 
 def parse_options(
-    owner: str, specs: Iterable[OptionSpec], given: Mapping[str, Any]
+    owner: str, specs: Iterable[OptionSpec], given: Mapping[str, Any], kind: str = ""
 ) -> dict[str, Any]:
     """Every declared option (but `root`) in its type, defaults filled in (None when a
     declared option has no default and was not given). Unknown names are refused."""
@@ -107,7 +107,9 @@ def parse_options(
     unknown = sorted(set(given) - set(by_name))
     if unknown:
         known = ", ".join(sorted(k for k in by_name if k != "root")) or "none"
-        raise UsageError(f"{owner}: unknown option(s) {', '.join(unknown)} (known: {known})")
+        raise UsageError(
+            f"unknown option(s) for {kind or owner}: {', '.join(unknown)} (known: {known})"
+        )
     out: dict[str, Any] = {}
     for name, spec in by_name.items():
         if name == "root":

@@ -1,0 +1,197 @@
+"""Catalog reads: functions over a session, answering with plain rows (attribute access, no
+ORM identity map: reading 10,000 rows as ORM objects costs ~10x more) unless a caller needs
+an object to change."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Row, bindparam, func, or_, select
+from sqlmodel import Session
+
+from cdir.catalog.models import Entry, EntryKind, Provider, Replica, table
+from cdir.schema.paths import split
+
+ENTRY, REPLICA, PROVIDER = table(Entry), table(Replica), table(Provider)
+CHUNK = 500  # values per IN (…): well under SQLite's and PostgreSQL's parameter limits
+
+# what planners read of an entry and of a replica
+ENTRY_COLS = (
+    ENTRY.c.id,
+    ENTRY.c.dirname,
+    ENTRY.c.basename,
+    ENTRY.c.kind,
+    ENTRY.c.size,
+    ENTRY.c.mtime_ns,
+    ENTRY.c.hash,
+    ENTRY.c.generation,
+    ENTRY.c.preferred_provider_id,
+    ENTRY.c.deleted_at,
+)
+_BY_NAMES = select(*ENTRY_COLS).where(
+    ENTRY.c.dirname == bindparam("d"), ENTRY.c.basename.in_(bindparam("b", expanding=True))
+)
+
+
+def path_of(e: Any) -> str:
+    """The virtual path of an entry row or object."""
+    return f"{e.dirname.rstrip('/')}/{e.basename}" if e.basename else e.dirname
+
+
+def like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def below(path: str) -> Any:
+    """Entries strictly below `path` (an index-friendly prefix match on dirname)."""
+    if path == "/":
+        return ENTRY.c.dirname != ""  # everything
+    return or_(ENTRY.c.dirname == path, ENTRY.c.dirname.like(like_escape(path) + "/%", escape="\\"))
+
+
+def at_or_below(path: str) -> Any:
+    d, b = split(path)
+    return or_((ENTRY.c.dirname == d) & (ENTRY.c.basename == b), below(path))
+
+
+# --- entries ---------------------------------------------------------------------------------
+def entry_at(s: Session, path: str) -> Row[Any] | None:
+    """The live entry at `path`, or None (the root has no row: callers treat "/" apart)."""
+    d, b = split(path)
+    q = select(*ENTRY_COLS).where(
+        ENTRY.c.dirname == d, ENTRY.c.basename == b, ENTRY.c.deleted_at.is_(None)
+    )
+    return s.execute(q).first()
+
+
+def entries_at(s: Session, paths: Iterable[str]) -> dict[str, Row[Any]]:
+    """path → entry row (tombstones too) for exact paths: one `dirname = ? AND basename IN
+    (…)` per directory and 500 names (measured 4x faster on SQLite than a row-value IN, and
+    no expression built per path)."""
+    names: dict[str, list[str]] = defaultdict(list)
+    for p in set(paths):
+        d, b = split(p)
+        names[d].append(b)
+    found: dict[str, Row[Any]] = {}
+    for d, bs in names.items():
+        for i in range(0, len(bs), CHUNK):
+            for r in s.execute(_BY_NAMES, {"d": d, "b": bs[i : i + CHUNK]}):
+                found[path_of(r)] = r
+    return found
+
+
+def has_children(s: Session, path: str) -> bool:
+    q = select(ENTRY.c.id).where(ENTRY.c.dirname == path, ENTRY.c.deleted_at.is_(None)).limit(1)
+    return s.execute(q).first() is not None
+
+
+def children(
+    s: Session, path: str, *, recursive: bool, after: str | None = None, limit: int | None = None
+) -> list[Row[Any]]:
+    """Live entries in (or below) a directory, ordered by path, paged by keyset after the
+    path `after`."""
+    q = select(*ENTRY_COLS).where(ENTRY.c.deleted_at.is_(None))
+    q = q.where(below(path)) if recursive else q.where(ENTRY.c.dirname == path)
+    if after:
+        d, b = split(after)
+        q = q.where(or_(ENTRY.c.dirname > d, (ENTRY.c.dirname == d) & (ENTRY.c.basename > b)))
+    q = q.order_by(ENTRY.c.dirname, ENTRY.c.basename)
+    return list(s.execute(q.limit(limit) if limit else q).all())
+
+
+def files_in(s: Session, path: str, *, recursive: bool) -> list[Row[Any]]:
+    """Live files in (or below) a directory, ordered by path."""
+    q = select(*ENTRY_COLS).where(ENTRY.c.deleted_at.is_(None), ENTRY.c.kind == EntryKind.FILE)
+    q = q.where(below(path)) if recursive else q.where(ENTRY.c.dirname == path)
+    return list(s.execute(q.order_by(ENTRY.c.dirname, ENTRY.c.basename)).all())
+
+
+def matching(s: Session, path: str, *, recursive: bool, basename_like: str | None) -> Iterator[Any]:
+    """Live entries in (or below) `path` whose basename is LIKE the pattern, streamed."""
+    q = select(*ENTRY_COLS).where(ENTRY.c.deleted_at.is_(None))
+    q = q.where(below(path)) if recursive else q.where(ENTRY.c.dirname == path)
+    if basename_like is not None:
+        q = q.where(ENTRY.c.basename.like(basename_like, escape="\\"))
+    q = q.order_by(ENTRY.c.dirname, ENTRY.c.basename)
+    yield from s.execute(q.execution_options(yield_per=2000))
+
+
+# --- replicas --------------------------------------------------------------------------------
+def replica_map(s: Session, entry_ids: Iterable[int | None]) -> dict[int, dict[int, Row[Any]]]:
+    """entry id → provider id → replica row."""
+    out: dict[int, dict[int, Row[Any]]] = {}
+    for r in _replicas(s, entry_ids):
+        out.setdefault(r.entry_id, {})[r.provider_id] = r
+    return out
+
+
+def replicas_named(s: Session, entry_ids: Iterable[int | None]) -> dict[int, list[Row[Any]]]:
+    """entry id → its replica rows, each with its provider's name as `pname`, by name."""
+    out: dict[int, list[Row[Any]]] = {}
+    for r in _replicas(s, entry_ids, named=True):
+        out.setdefault(r.entry_id, []).append(r)
+    return out
+
+
+def _replicas(s: Session, entry_ids: Iterable[int | None], named: bool = False) -> Iterator[Any]:
+    ids = sorted({i for i in entry_ids if i})
+    cols: list[Any] = [REPLICA]
+    if named:
+        cols.append(PROVIDER.c.name.label("pname"))
+    for i in range(0, len(ids), CHUNK):
+        q = select(*cols).where(REPLICA.c.entry_id.in_(ids[i : i + CHUNK]))
+        if named:
+            q = q.join(PROVIDER, PROVIDER.c.id == REPLICA.c.provider_id).order_by(PROVIDER.c.name)
+        yield from s.execute(q)
+
+
+def replicas_in(s: Session, path: str, *, subtree: bool) -> list[Row[Any]]:
+    """Every replica of the live entry at `path` (and with `subtree` of those below it),
+    with the entry's path parts and size."""
+    d, b = split(path)
+    scope = at_or_below(path) if subtree else (ENTRY.c.dirname == d) & (ENTRY.c.basename == b)
+    q = (
+        select(REPLICA, ENTRY.c.dirname, ENTRY.c.basename, ENTRY.c.size.label("entry_size"))
+        .join(ENTRY, ENTRY.c.id == REPLICA.c.entry_id)
+        .where(scope, ENTRY.c.deleted_at.is_(None))
+    )
+    return list(s.execute(q).all())
+
+
+def count_replicas(s: Session, provider_id: int) -> int:
+    q = select(func.count()).select_from(REPLICA).where(REPLICA.c.provider_id == provider_id)
+    return int(s.execute(q).scalar_one())
+
+
+# --- providers and preferences ---------------------------------------------------------------
+def providers(s: Session) -> list[Provider]:
+    """Every provider, highest priority first, then by name."""
+    q = select(Provider).order_by(PROVIDER.c.priority.desc(), PROVIDER.c.name)
+    return list(s.scalars(q).all())
+
+
+def providers_by_id(s: Session) -> dict[int, Provider]:
+    return {p.id: p for p in providers(s) if p.id is not None}
+
+
+def provider_named(s: Session, name: str) -> Provider | None:
+    return s.scalars(select(Provider).where(PROVIDER.c.name == name)).first()
+
+
+def preferences(s: Session, paths: Sequence[str]) -> dict[str, int | None]:
+    """path → preferred provider id, set on the path or inherited from its nearest ancestor;
+    one query for any number of paths (preferences are few)."""
+    q = select(ENTRY.c.dirname, ENTRY.c.basename, ENTRY.c.preferred_provider_id).where(
+        ENTRY.c.preferred_provider_id.is_not(None), ENTRY.c.deleted_at.is_(None)
+    )
+    prefs = {path_of(r): r.preferred_provider_id for r in s.execute(q)}
+    out: dict[str, int | None] = {}
+    for path in paths:
+        p, found = path, None
+        while found is None and p != "/":
+            found = prefs.get(p)
+            p = split(p)[0]
+        out[path] = found
+    return out

@@ -1,0 +1,340 @@
+"""Catalog writes: functions over a session (in a write transaction, see
+`Database.transaction`), set-based or executemany statements — never a statement per row in a
+loop where one per batch will do (the ORM costs ~1 ms a row; these cost microseconds)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import bindparam, delete, func, insert, literal, select, update
+from sqlmodel import Session
+
+from cdir.catalog.models import EntryKind, Event, ReplicaState, table, utcnow
+from cdir.catalog.queries import (
+    ENTRY,
+    REPLICA,
+    at_or_below,
+    below,
+    entries_at,
+    replica_map,
+)
+from cdir.errors import NotADirectory
+from cdir.schema.paths import split
+
+EVENT = table(Event)
+_BY_ID: Any = bindparam("b_id")
+MAX_ERROR = 500  # characters of an error kept on a replica
+
+
+class Written(Protocol):
+    """What a provider confirmed it holds (a providers.RemoteStat fits)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def mtime_ns(self) -> int | None: ...
+    @property
+    def fingerprint(self) -> str: ...
+
+
+@dataclass
+class Version:
+    """One file's new (or re-confirmed) content and what each provider did with it."""
+
+    path: str
+    size: int
+    mtime_ns: int | None
+    hash: str | None
+    changed: bool  # planned as new content: the entry gets a new generation
+    base_generation: int  # the entry's generation when planned (0: there was none)
+    written: Mapping[int, Written]  # provider id → what it confirmed
+    failed: Mapping[int, str] = field(default_factory=dict)  # provider id → error
+    generation: int = 0  # set when recorded
+    entry_id: int = 0  # set when recorded
+
+
+def hashes_agree(a: str | None, b: str | None) -> bool:
+    """False only when both are known, of one kind ("md5:…"), and differ."""
+    if a is None or b is None or a.partition(":")[0] != b.partition(":")[0]:
+        return True
+    return a == b
+
+
+# --- directories -----------------------------------------------------------------------------
+def _with_ancestors(paths: Iterable[str]) -> set[str]:
+    wanted: set[str] = set()
+    for p in paths:
+        while p != "/" and p not in wanted:
+            wanted.add(p)
+            p = split(p)[0]
+    return wanted
+
+
+def check_dirs(s: Session, paths: Iterable[str]) -> None:
+    """NotADirectory if a live file stands where one of `paths` or an ancestor must be a
+    directory (read only: a plan checks this before it writes anything)."""
+    for p, e in entries_at(s, _with_ancestors(paths)).items():
+        if e.deleted_at is None and e.kind != EntryKind.DIR:
+            raise NotADirectory(f"not a directory: {p}")
+
+
+def ensure_dirs(s: Session, paths: Iterable[str]) -> None:
+    """Create the directory entries for `paths` and their ancestors (reviving tombstones);
+    a live file in the way is NotADirectory."""
+    wanted = _with_ancestors(paths)
+    if not wanted:
+        return
+    found = entries_at(s, wanted)
+    now = utcnow()
+    new, revived = [], []
+    for p in wanted:
+        e = found.get(p)
+        if e is None:
+            d, b = split(p)
+            new.append({"dirname": d, "basename": b, "kind": EntryKind.DIR, "meta": {}})
+        elif e.deleted_at is not None:
+            revived.append({"b_id": e.id})
+        elif e.kind != EntryKind.DIR:
+            raise NotADirectory(f"not a directory: {p}")
+    if new:
+        s.execute(insert(ENTRY).values(generation=0, updated_at=now), new)
+    if revived:
+        s.execute(
+            update(ENTRY)
+            .where(ENTRY.c.id == _BY_ID)
+            .values(
+                kind=EntryKind.DIR,
+                deleted_at=None,
+                size=None,
+                mtime_ns=None,
+                hash=None,
+                updated_at=now,
+            ),
+            revived,
+        )
+
+
+# --- versions --------------------------------------------------------------------------------
+def record_versions(s: Session, versions: Sequence[Version], action: str, actor: str) -> list[str]:
+    """Record files that landed on at least one provider: entries created or given a new
+    generation, their replicas current (those written), in error (those that failed) or
+    stale (the others, when the content changed). Merges with the catalog as it is now, so a
+    writer that won a race in between is built on, not overwritten blindly. Returns an error
+    for each version that could not be recorded (a directory took its path meanwhile)."""
+    versions = [v for v in versions if v.written]
+    if not versions:
+        return []
+    ensure_dirs(s, {split(v.path)[0] for v in versions})
+    now = utcnow()
+    fresh = entries_at(s, [v.path for v in versions])
+    created: list[tuple[Version, dict[str, Any]]] = []
+    revised: list[dict[str, Any]] = []
+    errors: list[str] = []
+    bumped: set[str] = set()
+    for v in versions:
+        e = fresh.get(v.path)
+        if e is not None and e.deleted_at is None and e.kind == EntryKind.DIR:
+            errors.append(f"{v.path}: a directory was created there meanwhile; not recorded")
+            continue
+        alive = e is not None and e.deleted_at is None
+        same = (
+            alive
+            and e is not None
+            and (e.size, e.mtime_ns) == (v.size, v.mtime_ns)
+            and hashes_agree(e.hash, v.hash)
+        )
+        renew = not same or (v.changed and e is not None and e.generation == v.base_generation)
+        v.generation = (e.generation if e is not None else 0) + renew
+        if renew:
+            bumped.add(v.path)
+        row = {
+            "kind": EntryKind.FILE,
+            "size": v.size,
+            "mtime_ns": v.mtime_ns,
+            "hash": v.hash if renew else (e.hash if e is not None else None) or v.hash,
+            "generation": v.generation,
+            "deleted_at": None,
+            "updated_at": now,
+        }
+        if e is None:
+            d, b = split(v.path)
+            created.append((v, {"dirname": d, "basename": b, "meta": {}, **row}))
+        else:
+            v.entry_id = e.id
+            if renew or v.hash != e.hash:
+                revised.append({"b_id": e.id, **row})
+    if created:
+        q = insert(ENTRY).returning(ENTRY.c.id, sort_by_parameter_order=True)
+        ids = s.execute(q, [r for _, r in created]).scalars().all()
+        for (v, _), i in zip(created, ids, strict=True):
+            v.entry_id = i
+    if revised:
+        s.execute(update(ENTRY).where(ENTRY.c.id == _BY_ID), revised)
+    recorded = [v for v in versions if v.entry_id]
+    _record_replicas(s, recorded, bumped, now)
+    add_events(
+        s,
+        [
+            {
+                "action": action,
+                "path": v.path,
+                "provider": None,
+                "detail": {
+                    "to": sorted(v.written),
+                    "failed": sorted(v.failed),
+                    "generation": v.generation,
+                },
+            }
+            for v in recorded
+        ],
+        actor,
+        now,
+    )
+    return errors
+
+
+def _record_replicas(
+    s: Session, versions: Sequence[Version], bumped: set[str], now: datetime
+) -> None:
+    reps = replica_map(s, [v.entry_id for v in versions])
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for v in versions:
+        mine = reps.get(v.entry_id, {})
+        for pid, st in v.written.items():
+            vals = {
+                "remote_path": st.path,
+                "size": st.size,
+                "mtime_ns": st.mtime_ns,
+                "fingerprint": st.fingerprint,
+                "generation": v.generation,
+                "state": ReplicaState.CURRENT,
+                "last_checked": now,
+                "last_error": None,
+            }
+            _upsert(mine.get(pid), v.entry_id, pid, vals, inserts, updates)
+        for pid, err in v.failed.items():
+            r = mine.get(pid)
+            vals = {"state": ReplicaState.ERROR, "last_checked": now, "last_error": err[:MAX_ERROR]}
+            if r is None:
+                vals |= {
+                    "remote_path": v.path.lstrip("/"),
+                    "size": None,
+                    "mtime_ns": None,
+                    "fingerprint": None,
+                    "generation": 0,
+                }
+            _upsert(r, v.entry_id, pid, vals, inserts, updates)
+        if v.path in bumped:
+            updates += [
+                {"b_id": r.id, "state": ReplicaState.STALE}
+                for pid, r in mine.items()
+                if pid not in v.written and pid not in v.failed and r.state == ReplicaState.CURRENT
+            ]
+    if inserts:
+        s.execute(insert(REPLICA), inserts)
+    update_replicas(s, updates)
+
+
+def _upsert(
+    r: Any,
+    entry_id: int,
+    pid: int,
+    vals: dict[str, Any],
+    inserts: list[dict[str, Any]],
+    updates: list[dict[str, Any]],
+) -> None:
+    if r is None:
+        inserts.append({"entry_id": entry_id, "provider_id": pid, **vals})
+    else:
+        updates.append({"b_id": r.id, **vals})
+
+
+def update_replicas(s: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Set columns of replicas by id; rows are {"b_id": id, column: value…}, grouped by the
+    columns they set so each group is one executemany."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(tuple(sorted(r)), []).append(r)
+    for group in groups.values():
+        s.execute(update(REPLICA).where(REPLICA.c.id == _BY_ID), group)
+
+
+def forget_replicas(s: Session, ids: Sequence[int]) -> None:
+    for i in range(0, len(ids), 500):
+        s.execute(delete(REPLICA).where(REPLICA.c.id.in_(ids[i : i + 500])))
+
+
+# --- namespace -------------------------------------------------------------------------------
+def tombstone(s: Session, path: str, *, subtree: bool) -> int:
+    """Mark the live entry at `path` (and with `subtree` all below it) deleted; returns how
+    many files that was."""
+    d, b = split(path)
+    scope = at_or_below(path) if subtree else (ENTRY.c.dirname == d) & (ENTRY.c.basename == b)
+    alive = scope & ENTRY.c.deleted_at.is_(None)
+    files = s.execute(
+        select(func.count()).select_from(ENTRY).where(alive, ENTRY.c.kind == EntryKind.FILE)
+    ).scalar_one()
+    s.execute(update(ENTRY).where(alive).values(deleted_at=utcnow()))
+    return int(files)
+
+
+def rename_subtree(s: Session, src: str, dst: str) -> None:
+    """Rename a path and everything below it in a few statements; tombstones at the
+    destination give way (with their replica rows)."""
+    d, b = split(dst)
+    gone = list(
+        s.execute(
+            select(ENTRY.c.id).where(ENTRY.c.deleted_at.is_not(None), at_or_below(dst))
+        ).scalars()
+    )
+    if gone:
+        s.execute(delete(REPLICA).where(REPLICA.c.entry_id.in_(gone)))
+        s.execute(delete(ENTRY).where(ENTRY.c.id.in_(gone)))
+    s.execute(
+        update(ENTRY)
+        .where(below(src))
+        .values(dirname=literal(dst) + func.substr(ENTRY.c.dirname, len(src) + 1))
+    )
+    sd, sb = split(src)
+    s.execute(
+        update(ENTRY)
+        .where(ENTRY.c.dirname == sd, ENTRY.c.basename == sb)
+        .values(dirname=d, basename=b, updated_at=utcnow())
+    )
+
+
+def set_preferred(s: Session, path: str, provider_id: int | None) -> bool:
+    """Set (or clear) the preferred provider of the live entry at `path`; False if none."""
+    d, b = split(path)
+    q = (
+        update(ENTRY)
+        .where(ENTRY.c.dirname == d, ENTRY.c.basename == b, ENTRY.c.deleted_at.is_(None))
+        .values(preferred_provider_id=provider_id)
+    )
+    return bool(s.execute(q).rowcount)  # type: ignore[attr-defined]
+
+
+def add_events(
+    s: Session, rows: Sequence[dict[str, Any]], actor: str, now: datetime | None = None
+) -> None:
+    """Append to the journal: rows of {action, path, provider, detail}."""
+    if rows:
+        at = now or utcnow()
+        s.execute(insert(EVENT), [{"at": at, "actor": actor, **r} for r in rows])
+
+
+def upsert_replica(s: Session, entry_id: int, provider_id: int, vals: dict[str, Any]) -> None:
+    """Set a replica's columns, creating the row if the entry has none on that provider."""
+    r = replica_map(s, [entry_id]).get(entry_id, {}).get(provider_id)
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    _upsert(r, entry_id, provider_id, vals, inserts, updates)
+    if inserts:
+        s.execute(insert(REPLICA), inserts)
+    update_replicas(s, updates)

@@ -1,0 +1,158 @@
+"""What every part of the virtual directory shares: settings, the catalog (opened on first
+use), the vault (opened only when a provider needs a secret) and one open provider object per
+provider name, shared by the transfer threads."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from functools import cached_property
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session
+
+from cdir.catalog import Database, Provider, queries, writes
+from cdir.config import Settings
+from cdir.errors import NotFound, UsageError
+from cdir.providers import Provider as Backend
+from cdir.providers import load_provider_class
+from cdir.schema.paths import normalize
+from cdir.vdir import state
+
+if TYPE_CHECKING:
+    from cdir.vault import Vault
+
+# The root directory has no catalog row; this stands in for it.
+ROOT = SimpleNamespace(
+    id=0,
+    dirname="/",
+    basename="",
+    kind="dir",
+    size=None,
+    mtime_ns=None,
+    hash=None,
+    generation=0,
+    preferred_provider_id=None,
+    deleted_at=None,
+)
+BATCH = 500  # files recorded per catalog transaction
+
+
+class Core:
+    def __init__(self, settings: Settings | None = None, *, interactive: bool = False) -> None:
+        self.settings = settings or Settings()
+        self.interactive = interactive
+        self._backends: dict[str, Backend] = {}
+        self._lock = threading.Lock()
+
+    @cached_property
+    def db(self) -> Database:
+        return Database(self.settings.catalog)
+
+    @cached_property
+    def vault(self) -> Vault:
+        from cdir.vault import Vault, passphrase_source
+
+        path = self.settings.vault
+        return Vault(path, passphrase_source(path, interactive=self.interactive))
+
+    def close(self) -> None:
+        for b in self._backends.values():
+            b.close()
+        self._backends.clear()
+        if "db" in self.__dict__:
+            self.db.close()
+
+    def __enter__(self) -> Core:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- paths ----------------------------------------------------------------------------
+    @property
+    def cwd(self) -> str:
+        return state.current_dir(self.settings)
+
+    def path(self, text: str) -> str:
+        """Validate and absolutise a user's virtual path against the current directory."""
+        return normalize(text, self.cwd)
+
+    def entry_or_none(self, path: str) -> Any:
+        """The live entry row at `path` (ROOT for "/"), or None."""
+        if path == "/":
+            return ROOT
+        with self.db.transaction() as s:
+            return queries.entry_at(s, path)
+
+    def entry(self, path: str) -> Any:
+        e = self.entry_or_none(path)
+        if e is None:
+            raise NotFound(f"no such file or directory: {path}")
+        return e
+
+    # --- providers ------------------------------------------------------------------------
+    def provider_row(self, name: str) -> Provider:
+        with self.db.transaction() as s:
+            row = queries.provider_named(s, name)
+        if row is None:
+            raise NotFound(f"unknown provider {name!r} (see `cdir provider list`)")
+        return row
+
+    def resolve_providers(self, names: Sequence[str] | None) -> list[Provider]:
+        """Provider rows by name (all enabled ones when `names` is empty)."""
+        with self.db.transaction() as s:
+            rows = queries.providers(s)
+        if not names:
+            chosen = [r for r in rows if r.enabled]
+            if not chosen:
+                raise UsageError(
+                    "no provider registered: add one with "
+                    "`cdir provider add NAME --kind local --root DIR`"
+                )
+            return chosen
+        by_name = {r.name: r for r in rows}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            self.provider_row(unknown[0])  # raises NotFound with the usual message
+        return [by_name[n] for n in dict.fromkeys(names)]
+
+    def backend(self, name: str) -> Backend:
+        """The provider object for `name`, opened once per process (shared by threads)."""
+        with self._lock:
+            b = self._backends.get(name)
+        if b is not None:
+            return b
+        row = self.provider_row(name)
+        secrets = self.vault.get(row.secret_ref) if row.secret_ref else {}
+        b = load_provider_class(row.kind)(row.name, row.root, row.options, secrets)
+        with self._lock:
+            return self._backends.setdefault(name, b)
+
+    def widths(self, providers: Any) -> dict[str, int]:
+        """Each provider's useful concurrency (its lane width in the engine)."""
+        return {p.name: self.backend(p.name).capabilities.max_parallel for p in providers}
+
+    # --- journal --------------------------------------------------------------------------
+    def event(
+        self,
+        s: Session,
+        action: str,
+        path: str,
+        provider: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        writes.add_events(
+            s,
+            [{"action": action, "path": path, "provider": provider, "detail": detail or {}}],
+            actor_name(),
+        )
+
+
+def actor_name() -> str:
+    try:
+        return os.getlogin()
+    except OSError:
+        return os.environ.get("USER", "cdir")

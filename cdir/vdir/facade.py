@@ -1,0 +1,14 @@
+"""`VDir`: the virtual directory, one object over all its parts (see each module)."""
+
+from __future__ import annotations
+
+from cdir.vdir.moves import MoveOps
+from cdir.vdir.providers import ProviderOps
+from cdir.vdir.reads import ReadOps
+from cdir.vdir.scan import ScanOps
+from cdir.vdir.streams import StreamOps
+
+
+class VDir(StreamOps, ReadOps, MoveOps, ScanOps, ProviderOps):
+    """The one layer that writes the catalog and calls providers; front ends (CLI, API,
+    daemon) call its methods (`cdir.vdir.protocol.VirtualDirectory`) and nothing below."""

@@ -1,0 +1,212 @@
+"""Renames and removals: `mv` moves every replica on its own provider (server-side where it
+can), then renames the catalog subtree; `rm` tombstones first, then deletes every replica,
+and keeps what a provider failed to delete visible (state error) to be retried."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from cdir.catalog import Provider, ReplicaState, queries, writes
+from cdir.catalog.queries import path_of
+from cdir.errors import AlreadyExists, CdirError, IsADirectory, NotFound, UsageError
+from cdir.providers import RemoteStat
+from cdir.providers.common import chunk_reader
+from cdir.schema import TransferReport
+from cdir.schema.paths import join, relative, split
+from cdir.vdir import engine
+from cdir.vdir.base import Core
+from cdir.vdir.plan import remote_of
+from cdir.vdir.transfers import check_within
+
+MOVABLE = (ReplicaState.CURRENT, ReplicaState.STALE)
+
+
+class MoveOps(Core):
+    def mv(self, src: str, dst: str, *, parallel: int = 4, progress: bool = True) -> TransferReport:
+        """Rename a file or tree on every provider that holds it, then in the catalog."""
+        t0 = time.perf_counter()
+        sp, dp = self.path(src), self.path(dst)
+        if sp == "/":
+            raise UsageError("cannot move the root")
+        se = self.entry(sp)
+        de = self.entry_or_none(dp)
+        if de is not None and de.kind == "dir":
+            dp = join(dp, se.basename)
+            de = self.entry_or_none(dp)
+        if de is not None:
+            raise AlreadyExists(f"destination exists: {dp} (remove it first)")
+        check_within(dp, sp)
+        with self.db.transaction() as s:
+            reps = queries.replicas_in(s, sp, subtree=se.kind == "dir")
+            files = 1 if se.kind == "file" else len(queries.files_in(s, sp, recursive=True))
+            provs = queries.providers_by_id(s)
+            writes.check_dirs(s, [split(dp)[0]])
+        report = TransferReport()
+        tasks = [
+            engine.Task(
+                r,
+                r.entry_size or 0,
+                _bind(
+                    self._move_one, provs[r.provider_id], r, remote_of(_moved(path_of(r), sp, dp))
+                ),
+                f"{provs[r.provider_id].name}:{path_of(r)}",
+                provs[r.provider_id].name,
+            )
+            for r in reps
+            if r.state in MOVABLE and r.provider_id in provs
+        ]
+        moved: dict[int, RemoteStat] = {}
+        with engine.Progress("mv", len(tasks), sum(t.size for t in tasks), progress) as bar:
+            for out in engine.run(tasks, parallel, bar, self.widths(provs.values())):
+                if out.error is None:
+                    moved[out.task.key.id] = out.result
+                    report.bytes += out.task.size
+                else:
+                    report.errors.append(str(out.error))
+        if se.kind == "dir":
+            self._tidy(sp, {r.provider_id for r in reps if r.id in moved}, provs)
+        self.db.write(lambda s: self._record_move(s, sp, dp, [t.key for t in tasks], moved))
+        report.files = files
+        report.failed = len({t.key.entry_id for t in tasks if t.key.id not in moved})
+        report.seconds = round(time.perf_counter() - t0, 3)
+        return report
+
+    def _record_move(
+        self, s: Any, sp: str, dp: str, reps: Sequence[Any], moved: dict[int, RemoteStat]
+    ) -> None:
+        rows = [
+            {"b_id": r.id, "remote_path": moved[r.id].path, "fingerprint": moved[r.id].fingerprint}
+            if r.id in moved
+            else {
+                "b_id": r.id,
+                "state": ReplicaState.ERROR,
+                "last_error": "not moved: still at the old remote path",
+            }
+            for r in reps
+        ]
+        writes.update_replicas(s, rows)
+        writes.ensure_dirs(s, [split(dp)[0]])
+        writes.rename_subtree(s, sp, dp)
+        self.event(s, "mv", sp, None, {"to": dp})
+
+    def _tidy(self, sp: str, pids: set[int], provs: dict[int, Provider]) -> None:
+        """Remove a moved directory's leftover empty folders (never a file) where dirs exist."""
+        for pid in pids:
+            b = self.backend(provs[pid].name)
+            if not b.capabilities.empty_dirs:
+                continue
+            try:
+                if not any(st.kind == "file" for st in b.list(remote_of(sp), recursive=True)):
+                    b.delete_tree(remote_of(sp))
+            except CdirError:
+                pass  # tidying is best effort; the files were moved
+
+    def _move_one(self, prov: Provider, r: Any, new_remote: str) -> RemoteStat:
+        b = self.backend(prov.name)
+        if b.capabilities.server_side_move:
+            return b.move(r.remote_path, new_remote)
+        st = (
+            b.copy(r.remote_path, new_remote)
+            if b.capabilities.server_side_copy
+            else b.put_stream(
+                chunk_reader(b.read_chunks(r.remote_path)),
+                new_remote,
+                size=r.size,
+                mtime_ns=r.mtime_ns,
+            )
+        )
+        b.delete(r.remote_path)
+        return st
+
+    # --- rm ---------------------------------------------------------------------------------
+    def rm(
+        self,
+        paths: Sequence[str],
+        *,
+        recursive: bool = False,
+        parallel: int = 4,
+        progress: bool = True,
+    ) -> TransferReport:
+        """Tombstone in the catalog first, then delete every replica; failures stay visible
+        as replicas in state `error` under the tombstone, to be retried."""
+        t0 = time.perf_counter()
+        report = TransferReport()
+        targets = [self._removable(text, recursive) for text in paths]
+        tasks: list[engine.Task[list[int]]] = []
+        with self.db.transaction(write=True) as s:
+            provs = queries.providers_by_id(s)
+            for top in targets:
+                tasks += self._delete_tasks(s, top, provs)
+                files = writes.tombstone(s, path_of(top), subtree=top.kind == "dir")
+                report.files += files
+                self.event(s, "rm", path_of(top), None, {"files": files})
+        gone: list[int] = []
+        failed: list[dict[str, Any]] = []
+        with engine.Progress("rm", len(tasks), 0, progress) as bar:
+            for out in engine.run(tasks, parallel, bar, self.widths(provs.values())):
+                if out.error is None:
+                    gone.extend(out.task.key)
+                    continue
+                report.errors.append(str(out.error))
+                err = str(out.error)[: writes.MAX_ERROR]
+                failed += [
+                    {"b_id": i, "state": ReplicaState.ERROR, "last_error": err}
+                    for i in out.task.key
+                ]
+
+        def record(s: Any) -> None:
+            writes.forget_replicas(s, gone)
+            writes.update_replicas(s, failed)
+
+        self.db.write(record)
+        report.failed = len({f["b_id"] for f in failed})
+        report.seconds = round(time.perf_counter() - t0, 3)
+        return report
+
+    def _removable(self, text: str, recursive: bool) -> Any:
+        vp = self.path(text)
+        if vp == "/":
+            raise UsageError("refusing to remove /")
+        e = self.entry(vp)
+        if e.kind == "dir" and not recursive:
+            with self.db.transaction() as s:
+                if queries.has_children(s, vp):
+                    raise IsADirectory(f"directory not empty: {vp} (use -r)")
+        return e
+
+    def _delete_tasks(
+        self, s: Any, top: Any, provs: dict[int, Provider]
+    ) -> list[engine.Task[list[int]]]:
+        """One delete per replica; a directory's replicas go with one delete_tree per
+        provider."""
+        top_path = path_of(top)
+        below = remote_of(top_path) + "/"
+        tasks = []
+        tree: dict[int, list[int]] = {}
+        for r in queries.replicas_in(s, top_path, subtree=top.kind == "dir"):
+            if top.kind == "dir" and r.remote_path.startswith(below):
+                tree.setdefault(r.provider_id, []).append(r.id)
+                continue
+            prov = provs[r.provider_id]
+            run = _bind(self._delete_file, prov, r.remote_path)
+            tasks.append(engine.Task([r.id], r.entry_size or 0, run, path_of(r), prov.name))
+        for pid, ids in tree.items():
+            prov = provs[pid]
+            run = _bind(self.backend(prov.name).delete_tree, remote_of(top_path))
+            tasks.append(engine.Task(ids, 0, run, f"{prov.name}:{top_path}", prov.name))
+        return tasks
+
+    def _delete_file(self, prov: Provider, remote: str) -> None:
+        with contextlib.suppress(NotFound):  # already gone is what we wanted
+            self.backend(prov.name).delete(remote)
+
+
+def _moved(path: str, src: str, dst: str) -> str:
+    return dst if path == src else join(dst, relative(path, src))
+
+
+def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+    return lambda: fn(*args)

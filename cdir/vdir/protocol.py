@@ -1,0 +1,124 @@
+"""The virtual directory's public operations, as a Protocol: `VDir` implements it over the
+catalog and the providers; a client of a running cdir service can implement it over REST, so
+the CLI runs unchanged on either."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO, Protocol
+
+from cdir.schema import EntryOut, ProviderOut, TransferReport
+
+
+class Listing(Protocol):
+    entries: list[EntryOut]
+    next_cursor: str | None
+
+
+class VirtualDirectory(Protocol):
+    # --- namespace ---------------------------------------------------------------------
+    @property
+    def cwd(self) -> str: ...
+    def path(self, text: str) -> str: ...
+    def cd(self, text: str) -> str: ...
+    def stat(self, text: str) -> EntryOut: ...
+    def ls(
+        self,
+        text: str = ".",
+        *,
+        recursive: bool = False,
+        limit: int | None = None,
+        after: str | None = None,
+        replicas: bool = False,
+    ) -> Listing: ...
+    def search(
+        self, pattern: str, under: str = "/", *, recursive: bool = False, limit: int | None = None
+    ) -> list[EntryOut]: ...
+    def status(self, text: str = ".", *, recursive: bool = False) -> list[EntryOut]: ...
+    def mkdir(self, text: str, *, parents: bool = False) -> EntryOut: ...
+    def prefer(self, text: str, provider: str | None) -> EntryOut: ...
+
+    # --- transfers ---------------------------------------------------------------------
+    def put(
+        self,
+        sources: Sequence[str],
+        dest: str,
+        *,
+        to: Sequence[str] | None = None,
+        recursive: bool = False,
+        parallel: int = 4,
+        progress: bool = True,
+    ) -> TransferReport: ...
+    def get(
+        self,
+        sources: Sequence[str],
+        dest: str,
+        *,
+        recursive: bool = False,
+        parallel: int = 4,
+        provider: str | None = None,
+        progress: bool = True,
+    ) -> TransferReport: ...
+    def cp(
+        self,
+        src: str,
+        dst: str,
+        *,
+        recursive: bool = False,
+        to: Sequence[str] | None = None,
+        parallel: int = 4,
+        progress: bool = True,
+    ) -> TransferReport: ...
+    def mv(
+        self, src: str, dst: str, *, parallel: int = 4, progress: bool = True
+    ) -> TransferReport: ...
+    def rm(
+        self,
+        paths: Sequence[str],
+        *,
+        recursive: bool = False,
+        parallel: int = 4,
+        progress: bool = True,
+    ) -> TransferReport: ...
+    def replicate(
+        self,
+        text: str,
+        to: Sequence[str],
+        *,
+        recursive: bool = False,
+        parallel: int = 4,
+        progress: bool = True,
+    ) -> TransferReport: ...
+    def scan(self, provider: str, text: str = "/") -> TransferReport: ...
+
+    # --- byte streams ------------------------------------------------------------------
+    def read(
+        self, text: str, start: int = 0, end: int | None = None, *, provider: str | None = None
+    ) -> Iterator[bytes]: ...
+    def write(
+        self,
+        text: str,
+        stream: BinaryIO,
+        size: int | None = None,
+        mtime_ns: int | None = None,
+        *,
+        to: Sequence[str] | None = None,
+    ) -> EntryOut: ...
+
+    # --- providers ---------------------------------------------------------------------
+    def add_provider(
+        self,
+        name: str,
+        kind: str,
+        root: str,
+        options: dict[str, str],
+        *,
+        priority: int = 0,
+        location: str | None = None,
+        check: bool = True,
+    ) -> ProviderOut: ...
+    def providers(self) -> list[ProviderOut]: ...
+    def provider(self, name: str) -> ProviderOut: ...
+    def remove_provider(self, name: str, *, force: bool = False) -> int: ...
+    def test_provider(self, name: str) -> float: ...
+    def close(self) -> None: ...

@@ -1,0 +1,34 @@
+"""The current virtual directory, kept per user and per catalog between invocations. Client
+state, not catalog state: reading it opens no catalog (`cdir pwd` imports no SQLAlchemy)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from cdir.config import Settings
+
+
+def _load(settings: Settings) -> dict[str, Any]:
+    try:
+        return dict(json.loads(settings.state_file.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def current_dir(settings: Settings) -> str:
+    return str(_load(settings).get("cwd", {}).get(settings.catalog, "/"))
+
+
+def set_current_dir(settings: Settings, path: str) -> None:
+    """Written atomically and private (0600): it names the catalog."""
+    state = _load(settings)
+    state.setdefault("cwd", {})[settings.catalog] = path
+    dst = settings.state_file
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(state, f)
+    os.replace(tmp, dst)

@@ -1,0 +1,328 @@
+"""Writes through the virtual directory: put, cp and replicate plan in memory from one
+catalog read, run the transfers on the engine's thread pool, and record the outcome in
+batched transactions: a replica is marked current only after its provider confirmed the
+write and the size was checked."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from cdir.catalog import Provider, queries, writes
+from cdir.catalog.queries import path_of
+from cdir.errors import (
+    CdirError,
+    InvalidPath,
+    IsADirectory,
+    NotADirectory,
+    NotFound,
+    ProviderError,
+    UsageError,
+)
+from cdir.providers import RemoteStat
+from cdir.providers.common import chunk_reader
+from cdir.schema import TransferReport
+from cdir.schema.paths import is_within, join, normalize, relative, split
+from cdir.vdir import engine
+from cdir.vdir.base import BATCH, Core, actor_name
+from cdir.vdir.localtree import walk_local
+from cdir.vdir.plan import (
+    FileJob,
+    Holder,
+    LocalSource,
+    ReplicaSource,
+    StreamSource,
+    plan_writes,
+    read_order,
+    remote_of,
+)
+
+
+class TransferOps(Core):
+    def put(
+        self,
+        sources: Sequence[str],
+        dest: str,
+        *,
+        to: Sequence[str] | None = None,
+        recursive: bool = False,
+        parallel: int = 4,
+        progress: bool = True,
+    ) -> TransferReport:
+        """Upload local files or trees, rsync-like: identical files are skipped."""
+        if not sources:
+            raise UsageError("nothing to put: give at least one local file or directory")
+        dest_path = self.path(dest)
+        providers = self.resolve_providers(to)
+        de = self.entry_or_none(dest_path)
+        if de is not None and de.kind == "file" and (len(sources) > 1 or Path(sources[0]).is_dir()):
+            raise NotADirectory(f"not a directory: {dest_path}")
+        into = (de is not None and de.kind == "dir") or dest.endswith("/") or len(sources) > 1
+        files: list[FileJob] = []
+        dirs: set[str] = set()
+        for src in sources:
+            self._gather(src, dest_path, into, recursive, files, dirs)
+        return self.write_jobs(files, dirs, providers, parallel=parallel, progress=progress)
+
+    def _gather(
+        self,
+        src: str,
+        dest: str,
+        into: bool,
+        recursive: bool,
+        files: list[FileJob],
+        dirs: set[str],
+    ) -> None:
+        """The jobs and directories one local source brings."""
+        p = Path(src)
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            raise NotFound(f"no such local file or directory: {src}") from None
+        except OSError as exc:
+            raise CdirError(f"cannot read {src}: {exc.strerror}") from None
+        if not p.is_dir():
+            vp = normalize(join(dest, p.name) if into else dest)
+            files.append(FileJob(vp, st.st_size, st.st_mtime_ns, LocalSource(p)))
+            return
+        base = dest if (src.endswith("/") or not into) else join(dest, p.resolve().name)
+        dirs.add(base)
+        for lp, rel, lst in walk_local(p, recursive):
+            vp = normalize(rel, base)
+            if lst is None:
+                dirs.add(vp)
+            else:
+                files.append(FileJob(vp, lst.st_size, lst.st_mtime_ns, LocalSource(lp)))
+
+    # --- the shared write path ------------------------------------------------------------
+    def write_jobs(
+        self,
+        files: list[FileJob],
+        dirs: set[str],
+        providers: list[Provider],
+        *,
+        parallel: int,
+        progress: bool,
+        action: str = "put",
+    ) -> TransferReport:
+        """Plan, transfer and record `files`; `dirs` are created once something landed."""
+        t0 = time.perf_counter()
+        report = TransferReport()
+        with self.db.transaction() as s:
+            existing = queries.entries_at(s, [f.vpath for f in files])
+            reps = queries.replica_map(s, [e.id for e in existing.values()])
+            report.skipped = plan_writes(
+                files, existing, reps, providers, queries.providers_by_id(s)
+            )
+            writes.check_dirs(s, {split(f.vpath)[0] for f in files} | dirs)
+        todo = [f for f in files if f.targets]
+        self._transfer(todo, parallel, progress, action, report)
+        if dirs and (report.files or not todo):
+            self.db.write(lambda s: writes.ensure_dirs(s, dirs))
+        report.seconds = round(time.perf_counter() - t0, 3)
+        return report
+
+    def _transfer(
+        self,
+        todo: list[FileJob],
+        parallel: int,
+        progress: bool,
+        action: str,
+        report: TransferReport,
+    ) -> None:
+        tasks = (
+            engine.Task((f, p), f.size, self._bind(f, p), f"{p.name}:{f.vpath}", p.name)
+            for f in todo
+            for p in f.targets
+        )
+        pending = {id(f): len(f.targets) for f in todo}
+        finished: list[FileJob] = []
+        recorded: set[int] = set()
+        lanes = {p.name: p for f in todo for p in f.targets}.values()
+        total = sum(f.size * len(f.targets) for f in todo)
+        try:
+            with engine.Progress(action, len(todo), total, progress) as bar:
+                for out in engine.run(tasks, parallel, None, self.widths(lanes)):
+                    f = self._settle(out, report, bar)
+                    pending[id(f)] -= 1
+                    if pending[id(f)] == 0:
+                        bar.advance(1, 0)
+                        finished.append(f)
+                        if len(finished) >= BATCH:
+                            self._record(finished, action, report)
+                            recorded.update(id(f) for f in finished)
+                            finished = []
+        finally:
+            # also on Ctrl-C or an error: what providers confirmed is recorded, so a re-run
+            # skips it and no replica is unknown to the catalog
+            partial = [f for f in todo if f.done and pending[id(f)] and id(f) not in recorded]
+            self._record(finished + partial, action, report)
+
+    def _settle(
+        self,
+        out: engine.Outcome[tuple[FileJob, Provider]],
+        report: TransferReport,
+        bar: engine.Progress,
+    ) -> FileJob:
+        f, p = out.task.key
+        assert p.id is not None
+        if out.error is not None:
+            f.failed[p.id] = str(out.error)
+        elif out.result.size != f.size:
+            f.failed[p.id] = f"{p.name}: size mismatch after write ({out.result.size} != {f.size})"
+        else:
+            f.done[p.id] = out.result
+            report.bytes += f.size
+            bar.advance(0, f.size)
+        return f
+
+    def _record(self, jobs: list[FileJob], action: str, report: TransferReport) -> None:
+        """One transaction for a batch of finished files."""
+        for f in jobs:
+            report.errors.extend(f.failed.values())
+            report.failed += bool(f.failed) or not f.done
+            report.files += bool(f.done)
+        versions = [f.version() for f in jobs if f.done]
+        if versions:
+            errs = self.db.write(
+                lambda s: writes.record_versions(s, versions, action, actor_name())
+            )
+            report.errors.extend(errs)
+            report.failed += len(errs)
+
+    def _bind(self, job: FileJob, prov: Provider) -> Callable[[], RemoteStat]:
+        return lambda: self.upload(job, prov)
+
+    def upload(self, job: FileJob, prov: Provider) -> RemoteStat:
+        """Send one job's bytes to one provider."""
+        dst, remote = self.backend(prov.name), remote_of(job.vpath)
+        src = job.source
+        if isinstance(src, LocalSource):
+            return dst.put_file(src.path, remote, mtime_ns=job.mtime_ns)
+        if isinstance(src, StreamSource):
+            return dst.put_stream(src.stream, remote, size=job.size, mtime_ns=job.mtime_ns)
+        for h in src.holders:  # same provider and server-side copy: no bytes through us
+            if h.provider.id == prov.id and dst.capabilities.server_side_copy:
+                if h.replica.remote_path == remote:
+                    return dst.stat(remote)
+                return dst.copy(h.replica.remote_path, remote)
+        return self.stream_copy(src.holders, prov, remote, job.size, job.mtime_ns, job.hash)
+
+    def stream_copy(
+        self,
+        holders: Sequence[Holder],
+        prov: Provider,
+        remote: str,
+        size: int,
+        mtime_ns: int | None,
+        expect: str | None = None,
+    ) -> RemoteStat:
+        """Provider → provider without a temporary copy; the next holder on failure.
+        `expect` ("md5:…", the catalog's hash of this version, as a server reported it) is
+        checked against what the destination reports: end to end, and no hashing here."""
+        dst = self.backend(prov.name)
+        kind, _, want = (expect or "").partition(":")
+        last: CdirError | None = None
+        for h in holders:
+            src = self.backend(h.provider.name)
+            try:
+                # the known end lets a provider fetch a big file in parallel ranges
+                chunks = src.read_chunks(h.replica.remote_path, 0, size or None)
+                st = dst.put_stream(chunk_reader(chunks), remote, size=size, mtime_ns=mtime_ns)
+                if want and st.hashes.get(kind, want) != want:
+                    dst.delete(remote)
+                    raise ProviderError(
+                        f"{prov.name}:{remote}: {kind} mismatch after copy from {h.provider.name}"
+                    )
+            except CdirError as exc:
+                last = exc
+                continue
+            if mtime_ns is not None and dst.capabilities.set_mtime and st.mtime_ns is None:
+                st = dst.set_mtime(remote, mtime_ns)
+            return st
+        assert last is not None
+        raise last
+
+    # --- cp / replicate -------------------------------------------------------------------
+    def cp(
+        self,
+        src: str,
+        dst: str,
+        *,
+        recursive: bool = False,
+        to: Sequence[str] | None = None,
+        parallel: int = 4,
+        progress: bool = True,
+    ) -> TransferReport:
+        """Copy virtual → virtual: server-side within a provider, streamed across providers."""
+        sp, dp = self.path(src), self.path(dst)
+        se = self.entry(sp)
+        de = self.entry_or_none(dp)
+        if se.kind == "dir" and not recursive:
+            raise IsADirectory(f"is a directory: {sp} (use -r)")
+        if de is not None and de.kind == "dir":
+            dp = join(dp, se.basename)
+        check_within(dp, sp)
+        sources = self.sources(sp, se, recursive=True)
+        files = [
+            FileJob(
+                join(dp, relative(path_of(x), sp)) if se.kind == "dir" else dp,
+                x.size or 0,
+                x.mtime_ns,
+                ReplicaSource(order),
+                hash=x.hash,
+            )
+            for x, order in sources
+        ]
+        holders = {h.provider.id: h.provider for _x, order in sources for h in order}
+        targets = self.resolve_providers(to) if to else list(holders.values())
+        dirs = {dp} if se.kind == "dir" else set()
+        return self.write_jobs(
+            files, dirs, targets, parallel=parallel, progress=progress, action="cp"
+        )
+
+    def replicate(
+        self,
+        text: str,
+        to: Sequence[str],
+        *,
+        recursive: bool = False,
+        parallel: int = 4,
+        progress: bool = True,
+    ) -> TransferReport:
+        """Bring a current copy of each file to the given providers."""
+        if not to:
+            raise UsageError("replicate needs --to PROVIDER[,PROVIDER…]")
+        vp = self.path(text)
+        targets = self.resolve_providers(to)
+        files = [
+            FileJob(path_of(x), x.size or 0, x.mtime_ns, ReplicaSource(order), hash=x.hash)
+            for x, order in self.sources(vp, self.entry(vp), recursive=recursive)
+        ]
+        return self.write_jobs(
+            files, set(), targets, parallel=parallel, progress=progress, action="replicate"
+        )
+
+    def sources(
+        self, path: str, e: Any, *, recursive: bool
+    ) -> list[tuple[Any, tuple[Holder, ...]]]:
+        """The file at `path` or the files below it, each with its current replicas best
+        first; NotFound for a file that has none."""
+        with self.db.transaction() as s:
+            rows = [e] if e.kind == "file" else queries.files_in(s, path, recursive=recursive)
+            reps = queries.replica_map(s, [x.id for x in rows])
+            provs = queries.providers_by_id(s)
+        out = []
+        for x in rows:
+            order = read_order(x, reps.get(x.id, {}), provs)
+            if not order:
+                raise NotFound(f"{path_of(x)}: no current replica to copy from")
+            out.append((x, order))
+        return out
+
+
+def check_within(path: str, ancestor: str) -> None:
+    if is_within(path, ancestor) and path != ancestor:
+        raise InvalidPath(f"cannot copy or move {ancestor} into itself ({path})")
