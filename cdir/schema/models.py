@@ -47,4 +47,5 @@ class TransferReport(BaseModel):
     skipped: int = 0
     failed: int = 0
     errors: list[str] = []
+    warnings: list[str] = []  # what was skipped on purpose and why (specials, links)
     seconds: float = 0.0

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from cdir.catalog import EntryKind, Provider, ReplicaState
@@ -35,7 +34,7 @@ class Holder:
 
 @dataclass(frozen=True)
 class LocalSource:
-    path: Path
+    path: str  # a str, not a Path: building 20,000 Paths costs more than the walk
 
 
 @dataclass(frozen=True)

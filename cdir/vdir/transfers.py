@@ -5,6 +5,8 @@ write and the size was checked."""
 
 from __future__ import annotations
 
+import os
+import stat as statmod
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,10 +26,10 @@ from cdir.errors import (
 from cdir.providers import RemoteStat
 from cdir.providers.common import chunk_reader
 from cdir.schema import TransferReport
-from cdir.schema.paths import is_within, join, normalize, relative, split
+from cdir.schema.paths import is_within, join, relative, split
 from cdir.vdir import engine
 from cdir.vdir.base import BATCH, Core, actor_name
-from cdir.vdir.localtree import walk_local
+from cdir.vdir.localtree import WalkNotes, child_path, walk_local
 from cdir.vdir.plan import (
     FileJob,
     Holder,
@@ -50,8 +52,11 @@ class TransferOps(Core):
         recursive: bool = False,
         parallel: int = 4,
         progress: bool = True,
+        follow_links: bool = False,
     ) -> TransferReport:
-        """Upload local files or trees, rsync-like: identical files are skipped."""
+        """Upload local files or trees, rsync-like: identical files are skipped. Entries of
+        a tree that cannot be put (unreadable, a name that is not UTF-8) are errors of their
+        own; specials and links (unless followed) are skipped and counted."""
         if not sources:
             raise UsageError("nothing to put: give at least one local file or directory")
         dest_path = self.path(dest)
@@ -62,9 +67,15 @@ class TransferOps(Core):
         into = (de is not None and de.kind == "dir") or dest.endswith("/") or len(sources) > 1
         files: list[FileJob] = []
         dirs: set[str] = set()
+        notes = WalkNotes()
         for src in sources:
-            self._gather(src, dest_path, into, recursive, files, dirs)
-        return self.write_jobs(files, dirs, providers, parallel=parallel, progress=progress)
+            self._gather(src, dest_path, into, recursive, follow_links, files, dirs, notes)
+        report = self.write_jobs(files, dirs, providers, parallel=parallel, progress=progress)
+        report.errors[:0] = notes.errors
+        report.failed += len(notes.errors)
+        report.skipped += len(notes.skipped)
+        report.warnings += notes.skipped
+        return report
 
     def _gather(
         self,
@@ -72,25 +83,26 @@ class TransferOps(Core):
         dest: str,
         into: bool,
         recursive: bool,
+        follow_links: bool,
         files: list[FileJob],
         dirs: set[str],
+        notes: WalkNotes,
     ) -> None:
         """The jobs and directories one local source brings."""
-        p = Path(src)
         try:
-            st = p.stat()
+            st = os.stat(src)
         except FileNotFoundError:
             raise NotFound(f"no such local file or directory: {src}") from None
         except OSError as exc:
             raise CdirError(f"cannot read {src}: {exc.strerror}") from None
-        if not p.is_dir():
-            vp = normalize(join(dest, p.name) if into else dest)
-            files.append(FileJob(vp, st.st_size, st.st_mtime_ns, LocalSource(p)))
+        name = os.path.basename(os.path.abspath(src))
+        if not statmod.S_ISDIR(st.st_mode):
+            vp = child_path(dest, name) if into else dest
+            files.append(FileJob(vp, st.st_size, st.st_mtime_ns, LocalSource(src)))
             return
-        base = dest if (src.endswith("/") or not into) else join(dest, p.resolve().name)
+        base = dest if (src.endswith("/") or not into) else child_path(dest, name)
         dirs.add(base)
-        for lp, rel, lst in walk_local(p, recursive):
-            vp = normalize(rel, base)
+        for lp, vp, lst in walk_local(src, base, recursive, notes, follow_links):
             if lst is None:
                 dirs.add(vp)
             else:
@@ -200,7 +212,7 @@ class TransferOps(Core):
         dst, remote = self.backend(prov.name), remote_of(job.vpath)
         src = job.source
         if isinstance(src, LocalSource):
-            return dst.put_file(src.path, remote, mtime_ns=job.mtime_ns)
+            return dst.put_file(Path(src.path), remote, mtime_ns=job.mtime_ns)
         if isinstance(src, StreamSource):
             return dst.put_stream(src.stream, remote, size=job.size, mtime_ns=job.mtime_ns)
         for h in src.holders:  # same provider and server-side copy: no bytes through us
