@@ -139,7 +139,7 @@ def test_unique_prefixes(two: Any) -> None:
         ),
         (
             ["provider", "add", "z", "--kind", "ftp", "--root", "/"],
-            "cdir: error: unknown provider kind 'ftp' (known: azure, gcs, local, s3, sftp, webdav)\n",
+            "cdir: error: unknown provider kind 'ftp' (known: azure, gcs, local, memory, s3, sftp, webdav)\n",
             2,
         ),
         (

@@ -58,11 +58,35 @@ def test_presets_build_urls_and_pick_the_mtime_method() -> None:
         WebDAVProvider("x", "", {"url": "http://h/", "mtime_method": "touch"})
 
 
+@pytest.mark.parametrize(("option", "value"), [
+    ("preset", "dropbox"), ("mtime_method", "touch"), ("verify_tls", "maybe"),
+    ("max_connections", "0"), ("max_connections", "many"), ("timeout", "soon"),
+    ("page_size", "0"), ("colour", "blue"),
+])
+def test_bad_option_values_are_refused_naming_the_option(option: str, value: str) -> None:
+    with pytest.raises(UsageError, match=option):
+        WebDAVProvider("x", "", {"url": "http://h/", option: value})
+
+
+def test_options_arrive_typed_with_their_defaults() -> None:
+    p = WebDAVProvider("t", "", {"url": "http://h/", "verify_tls": "false", "timeout": "2.5",
+                                 "max_connections": "4"})
+    assert {k: p.conf[k] for k in ("verify_tls", "timeout", "max_connections", "preset")} == {
+        "verify_tls": False, "timeout": 2.5, "max_connections": 4, "preset": "generic"}
+    client = p._dav.http()
+    assert client.timeout.read == 2.5
+    defaults = WebDAVProvider("d", "", {"url": "http://h/"}).conf
+    assert (defaults["verify_tls"], defaults["timeout"], defaults["max_connections"]) == \
+        (True, 60.0, 16)
+    p.close()
+
+
 def test_credentials_in_the_url_are_moved_out_of_it() -> None:
     p = WebDAVProvider("c", "", {"url": "https://bob:s3cret@h/dav"})
     assert p.url == "https://h/dav"
     assert "s3cret" not in repr(p) and "s3cret" not in p.url
     assert p.secrets["password"] == "s3cret"
+    assert "s3cret" not in repr(p._dav.settings)
 
 
 def test_href_quoting_round_trip() -> None:
@@ -169,7 +193,7 @@ def test_destination_bug_is_probed_and_worked_around(
     try:
         p.put_stream(stream(b"innocent"), "what", 8)
         p.put_stream(stream(b"q"), "what?", 1)
-        assert p._mangles_destination is mangles
+        assert p._dav.mangles_destination is mangles
         p.copy("what?", "copy;1")
         p.move("copy;1", "d#/moved?")
         assert (p.read_bytes("what"), p.read_bytes("what?"), p.read_bytes("d#/moved?")) == \
@@ -185,7 +209,7 @@ def test_parallel_puts_make_each_collection_once(webdav_server: WebDAVServer) ->
     # wsgidav answers 500 to a MKCOL racing another one; one MKCOL per collection avoids that
     p = make(webdav_server, max_connections=8)
     made: list[str] = []
-    p._http().event_hooks["request"].append(
+    p._dav.http().event_hooks["request"].append(
         lambda req: made.append(req.url.path) if req.method == "MKCOL" else None)
     try:
         with ThreadPoolExecutor(8) as pool:
