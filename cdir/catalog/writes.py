@@ -4,6 +4,7 @@ loop where one per batch will do (the ORM costs ~1 ms a row; these cost microsec
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,6 +57,11 @@ class Version:
     failed: Mapping[int, str] = field(default_factory=dict)  # provider id → error
     generation: int = 0  # set when recorded
     entry_id: int = 0  # set when recorded
+
+
+def common_dir(paths: Sequence[str]) -> str:
+    """The deepest directory holding every one of `paths`."""
+    return posixpath.commonpath([split(p)[0] for p in paths]) if paths else "/"
 
 
 def hashes_agree(a: str | None, b: str | None) -> bool:
@@ -177,24 +183,20 @@ def record_versions(s: Session, versions: Sequence[Version], action: str, actor:
         s.execute(update(ENTRY).where(ENTRY.c.id == _BY_ID), revised)
     recorded = [v for v in versions if v.entry_id]
     _record_replicas(s, recorded, bumped, now)
-    add_events(
-        s,
-        [
-            {
-                "action": action,
-                "path": v.path,
-                "provider": None,
-                "detail": {
-                    "to": sorted(v.written),
-                    "failed": sorted(v.failed),
-                    "generation": v.generation,
-                },
-            }
-            for v in recorded
-        ],
-        actor,
-        now,
-    )
+    # one journal row per batch, not per file: the journal says what was done, and a
+    # 20,000-file put should not add 20,000 rows to it
+    if recorded:
+        detail = {
+            "files": len(recorded),
+            "to": sorted({p for v in recorded for p in v.written}),
+            "failed": sorted({p for v in recorded for p in v.failed}),
+            "first": recorded[0].path,
+            "last": recorded[-1].path,
+        }
+        where = common_dir([v.path for v in recorded])
+        add_events(
+            s, [{"action": action, "path": where, "provider": None, "detail": detail}], actor, now
+        )
     return errors
 
 

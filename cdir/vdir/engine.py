@@ -108,6 +108,11 @@ class Progress:
             self._bar.__exit__(None, None, None)
 
 
+BUNDLE_FILES = 64  # small tasks of one lane run as one unit of work…
+BUNDLE_BYTES = 4 * 1024 * 1024  # …up to this many bytes in all
+SMALL = 256 * 1024  # a task this small may join a bundle
+
+
 def run(
     tasks: Iterable[Task[T]],
     parallel: int,
@@ -118,58 +123,77 @@ def run(
     provider that is fastest one transfer at a time, say); yield outcomes as they complete.
 
     Tasks are pulled lazily (a bounded look-ahead), so a million-file plan never sits in a
-    queue, and results come back through one queue (no per-completion wait())."""
+    queue, and results come back through one queue. Small tasks of a lane go to a worker in
+    bundles: handing 20,000 4 KiB files to threads one by one cost more (thread wake-ups and
+    GIL hand-offs, ~100 µs a file measured) than copying them."""
     parallel = max(1, parallel)
     limits = dict(widths or {})
     it = iter(tasks)
-    results: queue.SimpleQueue[Outcome[T] | BaseException] = queue.SimpleQueue()
+    results: queue.SimpleQueue[list[Outcome[T]] | BaseException] = queue.SimpleQueue()
     waiting: dict[str, deque[Task[T]]] = defaultdict(deque)
     busy: Counter[str] = Counter()
-    queued = running = 0
-    exhausted = False
+    state = {"queued": 0, "running": 0, "exhausted": False}
+    lookahead = max(parallel * 16, BUNDLE_FILES * 2)
 
     def width(lane: str) -> int:
         return max(1, min(parallel, limits.get(lane) or parallel))
 
-    def work(task: Task[T]) -> None:
+    def work(bundle: list[Task[T]]) -> None:
         try:
-            results.put(_with_retries(task))
+            results.put([_with_retries(t) for t in bundle])
         except BaseException as exc:  # a bug, not a transfer error: surface it in the caller
             results.put(exc)
 
     pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="cdir-xfer")
 
+    def take(lane: str) -> list[Task[T]]:
+        q = waiting[lane]
+        bundle, nbytes = [q.popleft()], 0
+        nbytes = bundle[0].size
+        while (
+            q
+            and bundle[-1].size <= SMALL
+            and q[0].size <= SMALL
+            and len(bundle) < BUNDLE_FILES
+            and nbytes + q[0].size <= BUNDLE_BYTES
+        ):
+            nbytes += q[0].size
+            bundle.append(q.popleft())
+        state["queued"] -= len(bundle)
+        return bundle
+
+    def pull() -> bool:
+        """Read tasks ahead into their lanes; False once there are none left."""
+        while not state["exhausted"] and state["queued"] < lookahead:
+            task = next(it, None)
+            if task is None:
+                state["exhausted"] = True
+                break
+            waiting[task.lane].append(task)
+            state["queued"] += 1
+        return bool(state["queued"])
+
     def fill() -> None:
-        nonlocal queued, running, exhausted
-        while running < parallel:
+        while state["running"] < parallel and pull():
             lane = next((ln for ln, q in waiting.items() if q and busy[ln] < width(ln)), None)
             if lane is None:
-                if exhausted or queued >= parallel * 16:
-                    return
-                task = next(it, None)
-                if task is None:
-                    exhausted = True
-                    return
-                waiting[task.lane].append(task)
-                queued += 1
-                continue
-            task = waiting[lane].popleft()
-            queued -= 1
+                return
             busy[lane] += 1
-            running += 1
-            pool.submit(work, task)
+            state["running"] += 1
+            pool.submit(work, take(lane))
 
     try:
         fill()
-        while running:
-            out = results.get()
-            if isinstance(out, BaseException):
-                raise out
-            running -= 1
-            busy[out.task.lane] -= 1
-            if progress is not None:
-                progress.advance(1, out.task.size if out.error is None else 0)
-            yield out
+        while state["running"]:
+            outs = results.get()
+            if isinstance(outs, BaseException):
+                raise outs
+            state["running"] -= 1
+            busy[outs[0].task.lane] -= 1
             fill()
+            for out in outs:
+                if progress is not None:
+                    progress.advance(1, out.task.size if out.error is None else 0)
+                yield out
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

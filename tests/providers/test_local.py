@@ -70,3 +70,22 @@ def test_in_place_edit_keeping_mtime_changes_fingerprint(
     assert before.mtime_ns is not None
     os.utime(tmp_path / "f", ns=(before.mtime_ns, before.mtime_ns))
     assert local.stat("f").fingerprint != before.fingerprint
+
+
+def test_a_vanished_root_is_a_fault_never_recreated(tmp_path: Path) -> None:
+    root = tmp_path / "nas"
+    p = LocalProvider("nas", str(root))
+    p.create_root()
+    p.put_stream(stream(b"one"), "a/x.txt")
+    import shutil
+
+    shutil.rmtree(root)  # the disk was unmounted
+    from cdir.errors import Unavailable
+
+    with pytest.raises(Unavailable, match=r"^nas: root .*/nas is missing \(an unmounted disk\?\); not recreated"):
+        p.put_stream(stream(b"two"), "a/x.txt")
+    src = tmp_path / "src.txt"
+    src.write_bytes(b"three")
+    with pytest.raises(Unavailable):
+        p.put_file(src, "b/c.txt")
+    assert not root.exists()

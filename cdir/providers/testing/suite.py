@@ -207,6 +207,7 @@ class ProviderSuite:
         try:
             assert list(sub.list("")) == []
             assert list(sub.list("", recursive=True)) == []
+            sub.create_root()  # as `provider add` does; a write never creates a root itself
             self.put(sub, "a/b.txt", b"below a root")
             # paths stay relative to the sub-provider's own root
             assert kinds(sub, "") == {"a": "dir"}
