@@ -49,8 +49,6 @@ SCRYPT_P = 1
 _MAX_SCRYPT_MEMORY = 1 << 30
 _MAX_SCRYPT_P = 16
 
-# O_EXCL: never write through a file (or symlink) someone placed there; O_BINARY: Windows.
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 _HEADER = struct.Struct(">8sBBII16s12s")
 _SALT_LEN = 16
 _NONCE_LEN = 12
@@ -199,31 +197,13 @@ class Vault:
         return header + AESGCM(key).encrypt(nonce, plaintext, header)
 
     def _write(self, data: dict[str, Secrets]) -> None:
+        from cdir.config import write_private
+
         blob = self._encrypt(data)
-        directory = self.path.parent
         try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            write_private(self.path, blob)  # atomic, mode 0600, parent 0700
         except OSError as exc:
             raise VaultError(f"cannot write the vault {self.path}: {_reason(exc)}") from None
-        # Same directory as the target so os.replace is an atomic rename, never a copy.
-        tmp = directory / f".{self.path.name}.{_random.token_hex(6)}.tmp"
-        try:
-            fd = os.open(tmp, _CREATE_FLAGS, 0o600)
-            try:
-                view = memoryview(blob)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise VaultError(f"cannot write the vault {self.path}: {_reason(exc)}") from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(directory)  # makes the rename itself durable
         self._data = data
         self._signature = self._stat()
 
@@ -307,19 +287,6 @@ def _prompt(path: Path) -> str:
     if not value:
         raise VaultError("the vault passphrase must not be empty")
     return value
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return  # e.g. Windows cannot open directories; the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _reason(exc: OSError) -> str:

@@ -255,9 +255,352 @@ def test_version_and_help(cli: Any) -> None:
 
 
 def test_a_password_inside_a_url_goes_to_the_vault(cli: Any, home: Path) -> None:
-    r = cli("provider", "add", "dav", "--kind", "webdav", "--root", "/", "--no-check",
-            "-O", "url=http://bob:hunter2-secret@127.0.0.1:9/dav")
+    r = cli(
+        "provider",
+        "add",
+        "dav",
+        "--kind",
+        "webdav",
+        "--root",
+        "/",
+        "--no-check",
+        "-O",
+        "url=http://bob:hunter2-secret@127.0.0.1:9/dav",
+    )
     assert r.code == 0, r.err
     assert b"hunter2-secret" not in (home / "catalog.db").read_bytes()
     for args in (["config", "list"], ["provider", "list", "-o", "json"]):
         assert "hunter2-secret" not in cli(*args).out
+
+
+# --- global options before or after the command ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (["-o", "json", "ls", "/"], ["ls", "/", "-o", "json"]),
+        (["--output=csv", "status", "/", "-r"], ["status", "/", "-r", "--output=csv"]),
+        (["-o", "json", "provider", "list"], ["provider", "list", "-o", "json"]),
+        (["-o", "json", "provider", "list"], ["provider", "-o", "json", "list"]),
+        (["-o", "csv", "config", "list"], ["config", "list", "-ocsv"]),
+        (["-o", "json", "ls", "/", "-l"], ["ls", "/", "-lo", "json"]),  # grouped short flags
+    ],
+)
+def test_global_options_work_after_the_command(
+    two: Any, tmp_path: Path, before: list[str], after: list[str]
+) -> None:
+    make_tree(tmp_path / "d", {"f.txt": "x"})
+    assert two("put", str(tmp_path / "d/f.txt"), "/f.txt").code == 0
+    first, second = two(*before), two(*after)
+    assert first.code == second.code == 0, first.err + second.err
+    assert first.out == second.out
+    assert first.out.startswith("[") or "," in first.out.splitlines()[0]  # json or csv, no table
+
+
+def test_quiet_storage_and_parallel_after_put(two: Any, tmp_path: Path) -> None:
+    make_tree(tmp_path / "d", {"f.txt": "x", "g.txt": "y"})
+    r = two("put", str(tmp_path / "d/f.txt"), "/f.txt", "-q", "--storage", "laptop", "-P", "2")
+    assert (r.code, r.out, r.err) == (0, "", "")
+    r = two("put", str(tmp_path / "d/g.txt"), "/g.txt", "--provider=archive", "--parallel=3")
+    assert r.code == 0 and r.out.startswith("put: 1 file(s)")
+    st = {
+        e["path"]: [x["provider"] for x in e["replicas"]]
+        for e in json.loads(two("status", "/", "-o", "json").out)
+    }
+    assert st == {"/f.txt": ["laptop"], "/g.txt": ["archive"]}
+    r = two("put", str(tmp_path / "d/f.txt"), "/h.txt", "-P", "0")
+    assert r.code == 2 and "Invalid value for '--parallel' / '-P'" in r.err
+
+
+def test_catalog_after_the_command(two: Any, tmp_path: Path) -> None:
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert json.loads(two("provider", "list", "--catalog", other, "-o", "json").out) == []
+    assert len(json.loads(two("provider", "list", "-o", "json").out)) == 2
+
+
+def test_an_option_after_the_command_wins_over_one_before(two: Any) -> None:
+    r = two("-o", "json", "provider", "list", "-o", "csv")
+    assert r.out.splitlines()[0] == "name,kind,root,priority,enabled,options,secrets"
+    r = two("--output=json", "ls", "/", "-o", "XML")
+    assert (r.code, r.err) == (
+        2,
+        "cdir: error: unknown output format 'xml': use table, json or csv\n",
+    )
+
+
+def _command_paths() -> list[list[str]]:
+    from typer.main import get_command
+
+    from cdir.cli.main import app
+
+    root = get_command(app)
+    paths: list[list[str]] = []
+    for name, cmd in root.commands.items():  # type: ignore[attr-defined]
+        subs = getattr(cmd, "commands", None)
+        paths += [[name, sub] for sub in subs] if subs else [[name]]
+    return paths
+
+
+@pytest.mark.parametrize("path", _command_paths(), ids=" ".join)
+def test_every_command_lists_the_global_options(cli: Any, path: list[str]) -> None:
+    r = cli(*path, "--help")
+    assert r.code == 0, r.err
+    glob = r.out.split("\nGlobal options:\n", 1)[1]
+    for opt in (
+        "--catalog",
+        "--storage, --provider",
+        "-P, --parallel",
+        "-o, --output",
+        "-q, --quiet",
+    ):
+        assert opt in glob
+
+
+# --- shell completion --------------------------------------------------------------------------
+
+
+def test_completion_options_are_offered(cli: Any) -> None:
+    out = cli("--help").out
+    assert "--install-completion" in out and "--show-completion" in out
+
+
+def test_show_completion_prints_the_script(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")  # take a shell name
+    r = cli("--show-completion", "bash")
+    assert r.code == 0
+    assert "_CDIR_COMPLETE=complete_bash" in r.out
+    assert "complete -o default -F _cdir_completion cdir" in r.out
+
+
+def test_install_completion_writes_the_shell_rc(
+    cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    (tmp_path / "user").mkdir()
+    r = cli("--install-completion", "bash")
+    assert r.code == 0, r.err
+    script = tmp_path / "user" / ".bash_completions" / "cdir.sh"
+    assert r.out == (
+        f"bash completion installed in {script}\n"
+        "Completion will take effect once you restart the terminal\n"
+    )
+    assert "_CDIR_COMPLETE=complete_bash" in script.read_text()
+    assert str(script) in (tmp_path / "user" / ".bashrc").read_text()
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("cdir prov", ["provider"]),
+        ("cdir provider l", ["list"]),
+        ("cdir ls / --outp", ["--output"]),  # a global option, after the command
+        ("cdir ls / -o ", ["table", "json", "csv"]),
+    ],
+)
+def test_completion_answers(
+    cli: Any, monkeypatch: pytest.MonkeyPatch, words: str, expected: list[str]
+) -> None:
+    monkeypatch.setenv("_CDIR_COMPLETE", "complete_bash")
+    monkeypatch.setenv("COMP_WORDS", words)
+    monkeypatch.setenv("COMP_CWORD", str(len(words.split(" ")) - 1))
+    r = cli()
+    assert r.out.split() == expected
+
+
+# --- secrets from files, config unlock ---------------------------------------------------------
+
+
+def _add_box(cli: Any, *secret: str) -> Any:
+    return cli(
+        "provider",
+        "add",
+        "box",
+        "--kind",
+        "webdav",
+        "--root",
+        "/",
+        "--no-check",
+        "-O",
+        "url=http://127.0.0.1:9/dav",
+        "-O",
+        "username=u",
+        *secret,
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "stored"),
+    [
+        (b"pw-123\n", "pw-123"),  # echo pw-123 > file
+        (b"pw-123\r\n", "pw-123"),  # an editor on Windows
+        (b"pw-123", "pw-123"),
+        (b"pw-123\n\n", "pw-123\n"),  # exactly one line break goes
+        (b"line1\r\nline2\r\n", "line1\r\nline2"),  # inner line breaks are kept as they are
+        (b" pw-123 \n", " pw-123 "),
+    ],
+)
+def test_secret_file_loses_exactly_one_trailing_newline(
+    cli: Any, home: Path, tmp_path: Path, content: bytes, stored: str
+) -> None:
+    from cdir.vault import Vault
+
+    (tmp_path / "pw").write_bytes(content)
+    r = _add_box(cli, "-S", f"password=@{tmp_path / 'pw'}")
+    assert r.code == 0, r.err
+    assert Vault(home / "vault.bin", "test passphrase").get("box") == {"password": stored}
+
+
+def test_prompted_secret_is_kept_as_typed(
+    cli: Any, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+
+    from cdir.vault import Vault
+
+    monkeypatch.setattr(typer, "prompt", lambda text, hide_input: " typed\n")
+    assert _add_box(cli, "-S", "password").code == 0
+    assert Vault(home / "vault.bin", "test passphrase").get("box") == {"password": " typed\n"}
+
+
+def test_secret_file_that_is_not_text(cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "key").write_bytes(b"\xff\xfe")
+    r = _add_box(cli, "-S", f"password=@{tmp_path / 'key'}")
+    assert (r.code, r.err) == (
+        2,
+        f"cdir: error: cannot read secret file {tmp_path / 'key'}: not UTF-8 text\n",
+    )
+
+
+@pytest.fixture
+def keyring_memory(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, str], str]:
+    """A working OS keyring, in memory."""
+    import keyring
+    from keyring.backend import KeyringBackend
+
+    store: dict[tuple[str, str], str] = {}
+
+    class Memory(KeyringBackend):
+        priority = 1  # type: ignore[assignment]
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return store.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            store[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            store.pop((service, username), None)
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(Memory())
+    yield store
+    keyring.set_keyring(previous)
+
+
+def test_unlock_uses_the_environment_passphrase(
+    cli: Any,
+    home: Path,
+    keyring_memory: dict[tuple[str, str], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_prompt(prompt: str = "") -> str:
+        raise AssertionError("prompted")
+
+    monkeypatch.setattr("getpass.getpass", no_prompt)
+    assert _add_box(cli, "-O", "password=secret-1234567").code == 0  # the vault now exists
+    vault = home / "vault.bin"
+    r = cli("config", "unlock")
+    assert (r.code, r.err) == (0, "")
+    assert r.out == (
+        "passphrase from CDIR_VAULT_PASSPHRASE stored in the OS keyring (test cli Memory): "
+        f"service 'cdir', user '{vault}'\n"
+    )
+    assert keyring_memory == {("cdir", str(vault)): "test passphrase"}
+    # a passphrase that does not open the vault is refused, and nothing is stored
+    keyring_memory.clear()
+    monkeypatch.setenv("CDIR_VAULT_PASSPHRASE", "wrong")
+    r = cli("config", "unlock")
+    assert (r.code, r.out) == (1, "")
+    assert (
+        r.err
+        == f"cdir: error: cannot open the vault {vault}: wrong passphrase or the file was modified\n"
+    )
+    assert keyring_memory == {}
+
+
+def test_unlock_prompts_without_the_environment(
+    cli: Any,
+    home: Path,
+    keyring_memory: dict[tuple[str, str], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CDIR_VAULT_PASSPHRASE")
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "typed phrase")
+    vault = home / "vault.bin"
+    r = cli("config", "unlock")
+    assert r.code == 0, r.err
+    assert r.out == (
+        "passphrase stored in the OS keyring (test cli Memory): "
+        f"service 'cdir', user '{vault}' (no vault yet: {vault} will be created with it)\n"
+    )
+    assert keyring_memory == {("cdir", str(vault)): "typed phrase"}
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "")
+    r = cli("config", "unlock")
+    assert (r.code, r.err) == (1, "cdir: error: the vault passphrase must not be empty\n")
+
+
+# --- ls -l in json and csv, flat csv cells -----------------------------------------------------
+
+
+def test_ls_long_json_and_csv_carry_the_replicas(two: Any, tmp_path: Path) -> None:
+    make_tree(tmp_path / "d", {"f.txt": "x"})
+    assert two("put", str(tmp_path / "d/f.txt"), "/f.txt", "--to", "laptop,archive").code == 0
+    two("mkdir", "/sub")
+    table = two("ls", "/", "-l").out
+    assert "archive:current,laptop:current  /f.txt" in table
+    entries = json.loads(two("ls", "/", "-l", "-o", "json").out)
+    assert [
+        (e["path"], [(r["provider"], r["state"]) for r in e["replicas"] or []]) for e in entries
+    ] == [
+        ("/f.txt", [("archive", "current"), ("laptop", "current")]),
+        ("/sub", []),
+    ]
+    assert {e["path"]: e["replicas"] for e in json.loads(two("ls", "/", "-o", "json").out)} == {
+        "/f.txt": None,  # without -l, as before: no replica lookup
+        "/sub": None,
+    }
+    lines = two("ls", "/", "-l", "-o", "csv").out.splitlines()
+    assert lines[0] == "path,kind,size,mtime,generation,hash,replicas"
+    assert lines[1].startswith("/f.txt,file,1,") and lines[1].endswith(
+        ",archive:current;laptop:current"
+    )
+    assert lines[2].startswith("/sub,dir,,")
+    assert two("ls", "/", "-o", "csv").out.splitlines()[0] == "path,kind,size,mtime,generation,hash"
+    assert two("status", "/f.txt", "-o", "csv").out == (
+        "path,kind,size,generation,replicas\n/f.txt,file,1,1,archive:current;laptop:current\n"
+    )
+
+
+def test_csv_cells_are_never_json(cli: Any) -> None:
+    assert _add_box(cli, "-O", "password=secret-1234567").code == 0
+    out = cli("provider", "list", "-o", "csv").out
+    assert out == (
+        "name,kind,root,priority,enabled,options,secrets\n"
+        "box,webdav,/,0,True,url=http://127.0.0.1:9/dav;username=u,password=****67\n"
+    )
+    assert "{" not in out and "[" not in out
+
+
+# --- messages ----------------------------------------------------------------------------------
+
+
+def test_an_overlong_name_is_shown_shortened(two: Any) -> None:
+    r = two("ls", "/data/" + "n" * 300)
+    assert (r.code, r.out) == (2, "")
+    assert r.err == (
+        "cdir: error: invalid path '/data/"
+        + "n" * 34
+        + "…' (306 bytes): a name is longer than 255 bytes\n"
+    )

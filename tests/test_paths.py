@@ -50,6 +50,44 @@ def test_bad_paths_give_one_clear_error(given: str, message: str) -> None:
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (
+            "/" + "x" * 300,
+            "invalid path '/" + "x" * 39 + "…' (301 bytes): a name is longer than 255 bytes",
+        ),
+        (
+            "/a/" + "é" * 200,
+            "invalid path '/a/" + "é" * 37 + "…' (403 bytes): a name is longer than 255 bytes",
+        ),
+        ("../" * 30, "invalid path '" + ("../" * 14)[:40] + "…' (90 bytes): goes above the root"),
+        (
+            "/" + "a" * 70 + "\x01",
+            "invalid path '/" + "a" * 39 + "…' (72 bytes): control character '\\x01' not allowed",
+        ),
+    ],
+)
+def test_a_long_path_is_shown_shortened_in_messages(given: str, message: str) -> None:
+    with pytest.raises(InvalidPath) as info:
+        normalize(given)
+    assert str(info.value) == message
+
+
+def test_a_path_of_60_characters_is_still_shown_whole() -> None:
+    with pytest.raises(InvalidPath) as info:
+        normalize("/" + "a" * 58 + "\x01")
+    shown = repr("/" + "a" * 58 + "\x01")
+    assert str(info.value) == f"invalid path {shown}: control character '\\x01' not allowed"
+
+
+def test_text_that_is_not_utf8_is_refused() -> None:
+    """A non-UTF-8 byte in argv reaches Python as a lone surrogate (surrogateescape)."""
+    with pytest.raises(InvalidPath) as info:
+        normalize("/caf\udce9")
+    assert str(info.value) == "invalid path '/caf\\udce9': not valid UTF-8"
+
+
 def test_total_length_is_limited() -> None:
     with pytest.raises(InvalidPath, match="longer than 4096 bytes"):
         normalize("/" + "/".join(["d" * 200] * 25))

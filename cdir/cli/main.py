@@ -2,18 +2,86 @@
 
 from __future__ import annotations
 
+import copy
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from cdir.errors import CdirError, InvalidPath, UsageError
 
+# The root's options that every command also accepts, so they go before or after it:
+# `cdir -o json ls /` is `cdir ls / -o json`. Defined once, on the root callback `main`.
+GLOBAL_OPTIONS = ("catalog", "storage", "parallel", "output", "quiet")
+OUTPUT_FORMATS = ("table", "json", "csv")
 
-class PrefixGroup(TyperGroup):
+
+class InheritGlobals:
+    """Mixin for every command and group below the root: the root's GLOBAL_OPTIONS are added
+    to its parameters (so click parses, completes and documents them like its own), and a
+    value given here overrides one given before the command. `cdir ls --help` lists them
+    under "Global options"."""
+
+    _inherited: list[Any] | None = None
+
+    def _globals(self, ctx: Any) -> list[Any]:
+        if ctx.parent is None:  # the root defines them
+            return []
+        if self._inherited is None:
+            self._inherited = [
+                _inherited_option(p)
+                for p in ctx.find_root().command.params
+                if p.name in GLOBAL_OPTIONS
+            ]
+        return self._inherited
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return [*super().get_params(ctx), *self._globals(ctx)]  # type: ignore[misc]
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        inherited = self._globals(ctx)
+        args, opts, globs = [], [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param in inherited:
+                globs.append(record)
+            elif param.param_type_name == "argument":
+                args.append(record)
+            else:
+                opts.append(record)
+        for title, rows in (("Arguments", args), ("Options", opts), ("Global options", globs)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+        if isinstance(self, TyperGroup):
+            self.format_commands(ctx, formatter)
+
+
+def _inherited_option(root_param: Any) -> Any:
+    """A copy of a root option for a subcommand: it stores what it is given in G."""
+    param = copy.copy(root_param)
+    param.expose_value = False
+    param.envvar = None  # the root reads CDIR_CATALOG_URL; here only the command line counts
+    param.callback = _store_global
+    return param
+
+
+def _store_global(ctx: Any, param: Any, value: Any) -> Any:
+    if not ctx.resilient_parsing and value is not None and value is not False:
+        G.set(param.name, value)
+    return value
+
+
+class CdirCommand(InheritGlobals, TyperCommand):
+    """A command: takes the global options too."""
+
+
+class PrefixGroup(InheritGlobals, TyperGroup):
     """Commands may be abbreviated to any unique prefix (`cdir prov ls`)."""
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
@@ -33,19 +101,31 @@ class PrefixGroup(TyperGroup):
         return (cmd.name if cmd else None), cmd, rest
 
 
-def _app(help_text: str) -> typer.Typer:
-    return typer.Typer(
+class CdirTyper(typer.Typer):
+    """A Typer whose commands are CdirCommands (they accept the global options)."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", CdirCommand)
+        return super().command(*args, **kwargs)
+
+
+def _app(help_text: str, *, completion: bool = False) -> CdirTyper:
+    return CdirTyper(
         cls=PrefixGroup,
         help=help_text,
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=completion,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 
 
-app = _app("cdir: one directory tree over all your storage (local, SSH, S3, Azure, GCS, WebDAV…).")
+app = _app(
+    "cdir: one directory tree over all your storage (local, SSH, S3, Azure, GCS, WebDAV…)."
+    "\n\nGlobal options go before or after the command: `cdir ls / -o json`.",
+    completion=True,
+)
 provider_app = _app("Register and manage storage providers.")
 config_app = _app("Show and manage cdir's settings and credentials vault.")
 create_app = _app("Create things (`cdir create dir DIR`).")
@@ -63,6 +143,14 @@ class Globals:
     quiet: bool = False
     vdir: Any = None
 
+    def set(self, name: str, value: Any) -> None:
+        """Set a global option; given both before and after the command, the later wins."""
+        if name == "storage":
+            value = [n.strip() for n in value.split(",") if n.strip()] or None
+        elif name == "output":
+            value = _fmt(value)
+        setattr(self, name, value)
+
     def open(self) -> Any:
         if self.vdir is None:
             from cdir.config import Settings
@@ -75,12 +163,8 @@ class Globals:
 
 G = Globals()
 
-OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="table, json or csv")]
 RecursiveOpt = Annotated[
     bool, typer.Option("--recursive", "-r", "-R", help="Include everything below")
-]
-ParallelOpt = Annotated[
-    int | None, typer.Option("--parallel", "-P", min=1, max=256, help="Transfers at once")
 ]
 ToOpt = Annotated[
     str | None,
@@ -88,15 +172,15 @@ ToOpt = Annotated[
 ]
 
 
-def _fmt(output: str | None) -> str:
-    fmt = (output or G.output).lower()
-    if fmt not in ("table", "json", "csv"):
+def _fmt(output: str) -> str:
+    fmt = output.lower()
+    if fmt not in OUTPUT_FORMATS:
         raise UsageError(f"unknown output format {fmt!r}: use table, json or csv")
     return fmt
 
 
-def _parallel(p: int | None) -> int:
-    return p or G.parallel or G.open().settings.parallel
+def _parallel() -> int:
+    return G.parallel or G.open().settings.parallel
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -139,6 +223,10 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _complete_output() -> list[str]:
+    return list(OUTPUT_FORMATS)
+
+
 @app.callback()
 def main(
     catalog: Annotated[
@@ -152,8 +240,13 @@ def main(
     storage: Annotated[
         str | None, typer.Option("--storage", "--provider", help="Provider(s) to use: P1,P2")
     ] = None,
-    parallel: ParallelOpt = None,
-    output: OutputOpt = None,
+    parallel: Annotated[
+        int | None, typer.Option("--parallel", "-P", min=1, max=256, help="Transfers at once")
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="table, json or csv", autocompletion=_complete_output),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars or summaries")
     ] = False,
@@ -165,8 +258,8 @@ def main(
     ] = False,
 ) -> None:
     G.catalog, G.parallel, G.quiet = catalog, parallel, quiet
-    G.storage = [n.strip() for n in storage.split(",") if n.strip()] if storage else None
-    G.output = _fmt(output or "table")
+    G.set("storage", storage or "")
+    G.set("output", output or "table")
 
 
 # --- namespace --------------------------------------------------------------------------------
@@ -219,41 +312,28 @@ def ls_cmd(
     after: Annotated[
         str | None, typer.Option("--after", help="Start after this path (next page)")
     ] = None,
-    output: OutputOpt = None,
 ) -> None:
     """List a virtual directory."""
-    fmt = _fmt(output)
+    fmt = G.output
     v = G.open()
-    listing = v.ls(
-        path, recursive=recursive, limit=limit, after=after, replicas=long and fmt == "table"
-    )
+    listing = v.ls(path, recursive=recursive, limit=limit, after=after, replicas=long)
     if fmt == "table" and not long:
         base = v.path(path)
         out = sys.stdout
         for e in listing.entries:
             name = e.path if recursive or e.path == base else e.path.rsplit("/", 1)[-1]
             out.write(name + ("/" if e.kind == "dir" else "") + "\n")
-    else:
+    elif fmt == "table":
+        from cdir.cli.output import emit, replicas_cell
+
+        dicts = [e.model_dump() for e in listing.entries]
+        rows = [{**d, "replicas": replicas_cell(d["replicas"], ",")} for d in dicts]
+        emit(rows, fmt, ["kind", "size", "mtime", "generation", "replicas", "path"])
+    else:  # json/csv carry what the table shows (with -l, the replicas)
         from cdir.cli.output import emit
 
-        rows = (
-            [
-                {
-                    **e.model_dump(),
-                    "replicas": ",".join(f"{r.provider}:{r.state}" for r in e.replicas or []),
-                }
-                for e in listing.entries
-            ]
-            if fmt == "table"
-            else listing.entries
-        )
-        emit(
-            rows,
-            fmt,
-            ["kind", "size", "mtime", "generation", "replicas", "path"]
-            if fmt == "table"
-            else ["path", "kind", "size", "mtime", "generation", "hash"],
-        )
+        columns = ["path", "kind", "size", "mtime", "generation", "hash"]
+        emit(listing.entries, fmt, [*columns, "replicas"] if long else columns)
     if listing.next_cursor:
         typer.echo(f"more: --after '{listing.next_cursor}'", err=True)
 
@@ -262,12 +342,11 @@ def ls_cmd(
 def status_cmd(
     path: Annotated[str, typer.Argument(help="Virtual path")] = ".",
     recursive: RecursiveOpt = False,
-    output: OutputOpt = None,
 ) -> None:
     """Every replica of every file and its state."""
     from cdir.cli.output import emit
 
-    fmt = _fmt(output)
+    fmt = G.output
     entries = G.open().status(path, recursive=recursive)
     if fmt == "table":
         rows = [
@@ -302,13 +381,12 @@ def search_cmd(
     args: Annotated[list[str], typer.Argument(help="[DIR] PATTERN (glob: *, ?, [abc])")],
     recursive: RecursiveOpt = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
-    output: OutputOpt = None,
 ) -> None:
     """Find entries by name in the catalog (providers are never listed)."""
     if len(args) > 2:
         raise UsageError("search takes [DIR] PATTERN")
     under, pattern = (args[0], args[1]) if len(args) == 2 else (".", args[0])
-    fmt = _fmt(output)
+    fmt = G.output
     found = G.open().search(pattern, under, recursive=recursive, limit=limit)
     if fmt == "table":
         for e in found:
@@ -326,7 +404,6 @@ def put_cmd(
     ],
     recursive: RecursiveOpt = False,
     to: ToOpt = None,
-    parallel: ParallelOpt = None,
 ) -> None:
     """Upload local files or trees (rsync-like: identical files are skipped). A trailing
     '/' on a source directory puts its contents."""
@@ -337,7 +414,7 @@ def put_cmd(
         args[-1],
         to=_names(to),
         recursive=recursive,
-        parallel=_parallel(parallel),
+        parallel=_parallel(),
         progress=_progress(),
     )
     _report("put", rep)
@@ -352,7 +429,6 @@ def get_cmd(
     from_: Annotated[
         str | None, typer.Option("--from", help="Read from this provider only")
     ] = None,
-    parallel: ParallelOpt = None,
 ) -> None:
     """Download files or trees from the best current replica."""
     if len(args) < 2:
@@ -362,7 +438,7 @@ def get_cmd(
         args[:-1],
         args[-1],
         recursive=recursive,
-        parallel=_parallel(parallel),
+        parallel=_parallel(),
         provider=prov,
         progress=_progress(),
     )
@@ -375,7 +451,6 @@ def cp_cmd(
     dst: Annotated[str, typer.Argument(help="Virtual destination")],
     recursive: RecursiveOpt = False,
     to: ToOpt = None,
-    parallel: ParallelOpt = None,
 ) -> None:
     """Copy within the virtual directory (server-side where the provider can)."""
     rep = G.open().cp(
@@ -383,7 +458,7 @@ def cp_cmd(
         dst,
         recursive=recursive,
         to=_names(to),
-        parallel=_parallel(parallel),
+        parallel=_parallel(),
         progress=_progress(),
     )
     _report("cp", rep)
@@ -393,22 +468,20 @@ def cp_cmd(
 def mv_cmd(
     src: Annotated[str, typer.Argument(help="Virtual source")],
     dst: Annotated[str, typer.Argument(help="Virtual destination")],
-    parallel: ParallelOpt = None,
 ) -> None:
     """Move or rename a file or directory, on every provider that holds it."""
-    _report("mv", G.open().mv(src, dst, parallel=_parallel(parallel), progress=_progress()))
+    _report("mv", G.open().mv(src, dst, parallel=_parallel(), progress=_progress()))
 
 
 @app.command("rm")
 def rm_cmd(
     paths: Annotated[list[str], typer.Argument(help="Virtual paths")],
     recursive: RecursiveOpt = False,
-    parallel: ParallelOpt = None,
 ) -> None:
     """Delete files (and with -r directories) from the catalog and every provider."""
     _report(
         "rm",
-        G.open().rm(paths, recursive=recursive, parallel=_parallel(parallel), progress=_progress()),
+        G.open().rm(paths, recursive=recursive, parallel=_parallel(), progress=_progress()),
     )
 
 
@@ -417,7 +490,6 @@ def replicate_cmd(
     path: Annotated[str, typer.Argument(help="Virtual path")],
     to: ToOpt = None,
     recursive: RecursiveOpt = False,
-    parallel: ParallelOpt = None,
 ) -> None:
     """Put a current copy of PATH on more providers."""
     names = _names(to)
@@ -426,7 +498,7 @@ def replicate_cmd(
     _report(
         "replicate",
         G.open().replicate(
-            path, names, recursive=recursive, parallel=_parallel(parallel), progress=_progress()
+            path, names, recursive=recursive, parallel=_parallel(), progress=_progress()
         ),
     )
 
@@ -469,10 +541,16 @@ def _parse_options(items: list[str] | None) -> dict[str, str]:
 
 
 def _read_secret(path: str) -> str:
+    """The contents of a secret file, less one trailing line break (`\\n` or `\\r\\n`): what
+    `echo KEY > file` or an editor adds is not part of the secret. Anything else is kept."""
     try:
-        return Path(path).expanduser().read_text()
+        with Path(path).expanduser().open(encoding="utf-8", newline="") as f:
+            text = f.read()
     except OSError as exc:
         raise UsageError(f"cannot read secret file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot read secret file {path}: not UTF-8 text") from None
+    return text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text
 
 
 @provider_app.command("add")
@@ -520,13 +598,13 @@ def provider_add(
 
 
 @provider_app.command("list")
-def provider_list(output: OutputOpt = None) -> None:
+def provider_list() -> None:
     """List registered providers (secrets masked)."""
     from cdir.cli.output import emit
 
     emit(
         G.open().providers(),
-        _fmt(output),
+        G.output,
         ["name", "kind", "root", "priority", "enabled", "options", "secrets"],
     )
 
@@ -535,13 +613,13 @@ provider_app.command("ls", hidden=True)(provider_list)
 
 
 @provider_app.command("show")
-def provider_show(name: str, output: OutputOpt = None) -> None:
+def provider_show(name: str) -> None:
     """Show one provider (secrets masked)."""
     from cdir.cli.output import emit
 
     emit(
         [G.open().provider(name)],
-        _fmt(output),
+        G.output,
         ["name", "kind", "root", "priority", "location", "enabled", "options", "secrets"],
     )
 
@@ -570,7 +648,7 @@ provider_app.command("rm", hidden=True)(provider_remove)
 
 # --- config -----------------------------------------------------------------------------------
 @config_app.command("list")
-def config_list(output: OutputOpt = None) -> None:
+def config_list() -> None:
     """Settings and every provider's options; secrets are masked."""
     from cdir.cli.output import emit
     from cdir.config import redact
@@ -591,16 +669,44 @@ def config_list(output: OutputOpt = None) -> None:
             {"key": f"provider.{p.name}.{k}", "value": str(val)} for k, val in p.options.items()
         ]
         rows += [{"key": f"provider.{p.name}.{k}", "value": val} for k, val in p.secrets.items()]
-    emit(rows, _fmt(output), ["key", "value"])
+    emit(rows, G.output, ["key", "value"])
 
 
 @config_app.command("unlock")
 def config_unlock() -> None:
-    """Store the vault passphrase in the OS keyring, so commands stop asking."""
-    import getpass
+    """Store the vault passphrase in the OS keyring, so commands stop asking. Uses
+    CDIR_VAULT_PASSPHRASE when it is set, else asks; either way checks it opens the vault."""
+    import os
 
-    G.open().remember_passphrase(getpass.getpass("vault passphrase: "))
-    typer.echo("passphrase stored in the OS keyring")
+    from cdir.errors import VaultError
+    from cdir.vault import ENV_PASSPHRASE, KEYRING_SERVICE
+
+    v = G.open()
+    phrase = os.environ.get(ENV_PASSPHRASE)
+    source = f" from {ENV_PASSPHRASE}" if phrase else ""
+    if not phrase:
+        import getpass
+
+        phrase = getpass.getpass("vault passphrase: ")
+    if not phrase:
+        raise VaultError("the vault passphrase must not be empty")
+    vault = v.settings.vault
+    existed = Path(vault).exists()
+    v.remember_passphrase(phrase)  # a wrong one fails here, nothing stored
+    typer.echo(
+        f"passphrase{source} stored in the OS keyring ({_keyring_name()}): "
+        f"service {KEYRING_SERVICE!r}, user {str(vault)!r}"
+        + ("" if existed else f" (no vault yet: {vault} will be created with it)")
+    )
+
+
+def _keyring_name() -> str:
+    try:
+        import keyring
+
+        return str(keyring.get_keyring().name)
+    except Exception:
+        return "unknown backend"
 
 
 # --- entry point --------------------------------------------------------------------------------
@@ -608,7 +714,7 @@ def run() -> None:
     """Console entry point: one-line errors and exit codes, never a traceback for user errors.
     Typer reports its own usage errors (exit 2); cdir errors are reported here."""
     try:
-        app()
+        app(prog_name="cdir")  # also under `python -m cdir`: completion keys on the name
     except (UsageError, InvalidPath) as exc:
         typer.echo(f"cdir: error: {exc}", err=True)
         sys.exit(2)

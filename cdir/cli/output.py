@@ -46,7 +46,8 @@ def emit(
     headers: Sequence[str] | None = None,
     sizes: Sequence[str] = ("size",),
 ) -> None:
-    """Print rows; json/csv carry every field, the table only `columns`."""
+    """Print rows: json carries every field; csv and the table `columns`, one flat value per
+    cell (see _flat)."""
     dicts = [r.model_dump(mode="json") if isinstance(r, BaseModel) else r for r in rows]
     if fmt == "json":
         sys.stdout.write(json.dumps(dicts, indent=2, ensure_ascii=False) + "\n")
@@ -70,7 +71,26 @@ def emit(
         out.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
+def replicas_cell(replicas: Sequence[dict[str, Any]] | None, sep: str = ";") -> str:
+    """Replicas as `provider:state` joined by `sep` (`laptop:current;archive:stale`)."""
+    return sep.join(f"{r['provider']}:{r['state']}" for r in replicas or [])
+
+
 def _flat(v: Any) -> str:
-    if isinstance(v, dict | list):
-        return json.dumps(v, ensure_ascii=False)
+    """A csv cell, never nested JSON: replicas `provider:state;…`, mappings `k=v;k=v`,
+    other lists `a;b`."""
+    if isinstance(v, dict):
+        return ";".join(f"{k}={_atom(x)}" for k, x in v.items())
+    if isinstance(v, list):
+        if all(isinstance(x, dict) and {"provider", "state"} <= x.keys() for x in v):
+            return replicas_cell(v)
+        return ";".join(_atom(x) for x in v)
     return str(v)
+
+
+def _atom(v: Any) -> str:
+    if isinstance(v, dict):
+        return ",".join(f"{k}={_atom(x)}" for k, x in v.items())
+    if isinstance(v, list):
+        return ",".join(_atom(x) for x in v)
+    return "" if v is None else str(v)

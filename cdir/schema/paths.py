@@ -9,20 +9,34 @@ from cdir.errors import InvalidPath
 
 MAX_SEGMENT_BYTES = 255
 MAX_PATH_BYTES = 4096
+SHOWN_CHARS = 40  # an over-long path is quoted in messages by its first SHOWN_CHARS characters
+
+
+def shown(path: str) -> str:
+    """`path` quoted for a one-line message: whole when short, else its first SHOWN_CHARS
+    characters, `…` and its length in bytes (a 300-byte name should not fill the terminal)."""
+    if len(path) <= SHOWN_CHARS + 20:
+        return repr(path)
+    return f"{path[:SHOWN_CHARS] + '…'!r} ({len(path.encode(errors='surrogatepass'))} bytes)"
 
 
 def normalize(path: str, cwd: str = "/") -> str:
     """Return the absolute, NFC-normalised form of `path` (relative to `cwd`).
 
-    Refuses NUL and control characters, over-long names, and `.`/`..` segments that would
-    leave the root. Empty segments (`a//b`) and a trailing `/` are folded away; `.` and `..`
+    Refuses NUL and control characters, text that is not valid UTF-8, over-long names, and
+    `.`/`..` segments that would leave the root; messages quote a long path shortened (see
+    `shown`). Empty segments (`a//b`) and a trailing `/` are folded away; `.` and `..`
     are resolved lexically, as a shell would.
     """
     if not isinstance(path, str) or path == "":
         raise InvalidPath("invalid path: empty")
     for ch in path:
         if ord(ch) < 0x20 or ord(ch) == 0x7F:
-            raise InvalidPath(f"invalid path {path!r}: control character {ch!r} not allowed")
+            raise InvalidPath(f"invalid path {shown(path)}: control character {ch!r} not allowed")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # e.g. a non-UTF-8 byte in argv arrives as a lone surrogate
+        raise InvalidPath(f"invalid path {shown(path)}: not valid UTF-8") from None
     path = unicodedata.normalize("NFC", path)
     full = path if path.startswith("/") else f"{cwd.rstrip('/')}/{path}"
     parts: list[str] = []
@@ -31,12 +45,12 @@ def normalize(path: str, cwd: str = "/") -> str:
             continue
         if seg == "..":
             if not parts:
-                raise InvalidPath(f"invalid path {path!r}: goes above the root")
+                raise InvalidPath(f"invalid path {shown(path)}: goes above the root")
             parts.pop()
             continue
         if len(seg.encode()) > MAX_SEGMENT_BYTES:
             raise InvalidPath(
-                f"invalid path {path!r}: a name is longer than {MAX_SEGMENT_BYTES} bytes"
+                f"invalid path {shown(path)}: a name is longer than {MAX_SEGMENT_BYTES} bytes"
             )
         parts.append(seg)
     out = "/" + "/".join(parts)
