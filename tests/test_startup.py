@@ -50,13 +50,7 @@ def test_ls_imports_no_provider_sdk(tmp_path: Path) -> None:
         (["--help"], "Usage: cdir [OPTIONS] COMMAND [ARGS]..."),
         (["--version"], "cdir 0."),
         (["ls", "--help"], "Usage: cdir ls [OPTIONS] [path]"),
-        pytest.param(
-            ["pwd"],
-            "/",
-            marks=pytest.mark.xfail(
-                strict=True, reason="vdir opens the catalog eagerly; lead is fixing"
-            ),
-        ),
+        (["pwd"], "/"),
     ],
     ids=" ".join,
 )

@@ -129,7 +129,8 @@ def run(
     parallel = max(1, parallel)
     limits = dict(widths or {})
     it = iter(tasks)
-    results: queue.SimpleQueue[list[Outcome[T]] | BaseException] = queue.SimpleQueue()
+    # each bundle answers once: its outcomes, and the exception that stopped it if any
+    results: queue.SimpleQueue[tuple[list[Outcome[T]], BaseException | None]] = queue.SimpleQueue()
     waiting: dict[str, deque[Task[T]]] = defaultdict(deque)
     busy: Counter[str] = Counter()
     state = {"queued": 0, "running": 0, "exhausted": False}
@@ -139,10 +140,14 @@ def run(
         return max(1, min(parallel, limits.get(lane) or parallel))
 
     def work(bundle: list[Task[T]]) -> None:
+        done: list[Outcome[T]] = []
         try:
-            results.put([_with_retries(t) for t in bundle])
-        except BaseException as exc:  # a bug, not a transfer error: surface it in the caller
-            results.put(exc)
+            for t in bundle:
+                done.append(_with_retries(t))
+        except BaseException as exc:  # Ctrl-C or a bug: the caller gets what was done first
+            results.put((done, exc))
+            return
+        results.put((done, None))
 
     pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="cdir-xfer")
 
@@ -185,15 +190,16 @@ def run(
     try:
         fill()
         while state["running"]:
-            outs = results.get()
-            if isinstance(outs, BaseException):
-                raise outs
+            outs, exc = results.get()
             state["running"] -= 1
-            busy[outs[0].task.lane] -= 1
-            fill()
+            if exc is None:
+                busy[outs[0].task.lane] -= 1
+                fill()
             for out in outs:
                 if progress is not None:
                     progress.advance(1, out.task.size if out.error is None else 0)
                 yield out
+            if exc is not None:
+                raise exc
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

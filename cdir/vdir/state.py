@@ -4,10 +4,9 @@ state, not catalog state: reading it opens no catalog (`cdir pwd` imports no SQL
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
-from cdir.config import Settings
+from cdir.config import Settings, write_private
 
 
 def _load(settings: Settings) -> dict[str, Any]:
@@ -25,10 +24,4 @@ def set_current_dir(settings: Settings, path: str) -> None:
     """Written atomically and private (0600): it names the catalog."""
     state = _load(settings)
     state.setdefault("cwd", {})[settings.catalog] = path
-    dst = settings.state_file
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(state, f)
-    os.replace(tmp, dst)
+    write_private(settings.state_file, json.dumps(state))
