@@ -12,6 +12,7 @@
     ├── MissingDependency (ImportError)   an optional SDK is not installed
     ├── VaultError                        wrong passphrase, tampered or unreadable vault
     ├── CatalogError
+    ├── Interrupted                       Ctrl-C or SIGTERM; carries what was done
     └── ProviderError(retryable)          anything else a storage service reported
         ├── AuthError (PermissionError)
         └── Unavailable                   server down, timeout, throttled (retryable)
@@ -83,6 +84,15 @@ class VaultError(CdirError):
 
 class CatalogError(CdirError):
     pass
+
+
+class Interrupted(CdirError):
+    """A command stopped by Ctrl-C or SIGTERM after recording what the providers confirmed;
+    `report` (a schema.TransferReport) says what was done."""
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class ProviderError(CdirError):

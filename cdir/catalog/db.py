@@ -6,7 +6,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ from sqlmodel import Session, SQLModel, create_engine
 from cdir.catalog import models
 from cdir.config import redact
 from cdir.errors import CatalogError, CdirError, Conflict
+from cdir.interrupts import critical
 
 T = TypeVar("T")
 
@@ -147,12 +148,17 @@ class Database:
     def transaction(self, s: Session | None = None, *, write: bool = False) -> Iterator[Session]:
         """The one way vdir talks to the catalog: join `s` when given, else open a session
         (taking the write lock up front when `write`), commit or roll back, and turn
-        database errors into cdir's (see translate_db_error)."""
+        database errors into cdir's (see translate_db_error). A write is a critical block:
+        Ctrl-C waits until it is committed or rolled back."""
         if s is not None:
             yield s
             return
+        guard = critical() if write else nullcontext()
         try:
-            with Session(self._writer if write else self.engine, expire_on_commit=False) as new:
+            with (
+                guard,
+                Session(self._writer if write else self.engine, expire_on_commit=False) as new,
+            ):
                 try:
                     yield new
                     new.commit()

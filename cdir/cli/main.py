@@ -11,7 +11,8 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from cdir.errors import CdirError, InvalidPath, UsageError
+from cdir import interrupts
+from cdir.errors import CdirError, Interrupted, InvalidPath, UsageError
 
 # The root's options that every command also accepts, so they go before or after it:
 # `cdir -o json ls /` is `cdir ls / -o json`. Defined once, on the root callback `main`.
@@ -194,6 +195,13 @@ def _progress() -> bool:
 
 
 def _report(action: str, rep: Any) -> None:
+    _summary(action, rep)
+    if rep.failed:
+        raise typer.Exit(1)
+
+
+def _summary(action: str, rep: Any) -> None:
+    """The one-line summary (or JSON) of a report, then its warnings and errors."""
     from cdir.cli.output import human_size
 
     fmt = G.output
@@ -207,12 +215,15 @@ def _report(action: str, rep: Any) -> None:
             f"{action}: {rep.files} file(s), {human_size(rep.bytes)} in {rep.seconds:.2f} s{rate}"
             f" (skipped {rep.skipped}, failed {rep.failed})"
         )
+    if not G.quiet:
+        for note in rep.warnings[:20]:
+            typer.echo(f"cdir: skipped: {note}", err=True)
+        if len(rep.warnings) > 20:
+            typer.echo(f"cdir: … and {len(rep.warnings) - 20} more skipped", err=True)
     for err in rep.errors[:20]:
         typer.echo(f"cdir: error: {err}", err=True)
     if len(rep.errors) > 20:
         typer.echo(f"cdir: … and {len(rep.errors) - 20} more error(s)", err=True)
-    if rep.failed:
-        raise typer.Exit(1)
 
 
 def _version(value: bool) -> None:
@@ -713,8 +724,18 @@ def _keyring_name() -> str:
 def run() -> None:
     """Console entry point: one-line errors and exit codes, never a traceback for user errors.
     Typer reports its own usage errors (exit 2); cdir errors are reported here."""
+    interrupts.install()
     try:
         app(prog_name="cdir")  # also under `python -m cdir`: completion keys on the name
+    except Interrupted as exc:
+        if exc.report is not None:  # what was done (and recorded) before the stop
+            _summary(str(exc).split(" ", 1)[0], exc.report)
+        typer.echo(
+            "cdir: interrupted (what the providers confirmed is recorded; run the "
+            "same command again to finish)",
+            err=True,
+        )
+        sys.exit(130)
     except (UsageError, InvalidPath) as exc:
         typer.echo(f"cdir: error: {exc}", err=True)
         sys.exit(2)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -15,9 +16,10 @@ from sqlmodel import Session
 
 from cdir.catalog import Database, Provider, queries, writes
 from cdir.config import Settings
-from cdir.errors import NotFound, UsageError
+from cdir.errors import Interrupted, NotFound, UsageError
 from cdir.providers import Provider as Backend
 from cdir.providers import load_provider_class
+from cdir.schema import TransferReport
 from cdir.schema.paths import normalize
 from cdir.vdir import state
 
@@ -149,6 +151,16 @@ class Core:
             [{"action": action, "path": path, "provider": provider, "detail": detail or {}}],
             actor_name(),
         )
+
+
+@contextmanager
+def interruptible(report: TransferReport, what: str) -> Iterator[None]:
+    """Ctrl-C, once the engine drained and the caller recorded what was confirmed, becomes
+    Interrupted carrying the report."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(f"{what} interrupted", report) from None
 
 
 def actor_name() -> str:

@@ -17,7 +17,7 @@ from cdir.providers.common import chunk_reader
 from cdir.schema import TransferReport
 from cdir.schema.paths import join, relative, split
 from cdir.vdir import engine
-from cdir.vdir.base import Core
+from cdir.vdir.base import Core, interruptible
 from cdir.vdir.plan import remote_of
 from cdir.vdir.transfers import check_within
 
@@ -59,16 +59,19 @@ class MoveOps(Core):
             if r.state in MOVABLE and r.provider_id in provs
         ]
         moved: dict[int, RemoteStat] = {}
-        with engine.Progress("mv", len(tasks), sum(t.size for t in tasks), progress) as bar:
-            for out in engine.run(tasks, parallel, bar, self.widths(provs.values())):
-                if out.error is None:
-                    moved[out.task.key.id] = out.result
-                    report.bytes += out.task.size
-                else:
-                    report.errors.append(str(out.error))
+        total = sum(t.size for t in tasks)
+        with interruptible(report, "mv"), engine.Progress("mv", len(tasks), total, progress) as bar:
+            try:
+                for out in engine.run(tasks, parallel, bar, self.widths(provs.values())):
+                    if out.error is None:
+                        moved[out.task.key.id] = out.result
+                        report.bytes += out.task.size
+                    else:
+                        report.errors.append(str(out.error))
+            finally:
+                self.db.write(lambda s: self._record_move(s, sp, dp, [t.key for t in tasks], moved))
         if se.kind == "dir":
             self._tidy(sp, {r.provider_id for r in reps if r.id in moved}, provs)
-        self.db.write(lambda s: self._record_move(s, sp, dp, [t.key for t in tasks], moved))
         report.files = files
         report.failed = len({t.key.entry_id for t in tasks if t.key.id not in moved})
         report.seconds = round(time.perf_counter() - t0, 3)
@@ -145,25 +148,27 @@ class MoveOps(Core):
                 self.event(s, "rm", path_of(top), None, {"files": files})
         gone: list[int] = []
         failed: list[dict[str, Any]] = []
-        with engine.Progress("rm", len(tasks), 0, progress) as bar:
-            for out in engine.run(tasks, parallel, bar, self.widths(provs.values())):
-                if out.error is None:
-                    gone.extend(out.task.key)
-                    continue
-                report.errors.append(str(out.error))
-                err = str(out.error)[: writes.MAX_ERROR]
-                failed += [
-                    {"b_id": i, "state": ReplicaState.ERROR, "last_error": err}
-                    for i in out.task.key
-                ]
 
         def record(s: Any) -> None:
             writes.forget_replicas(s, gone)
             writes.update_replicas(s, failed)
 
-        self.db.write(record)
-        report.failed = len({f["b_id"] for f in failed})
-        report.seconds = round(time.perf_counter() - t0, 3)
+        with interruptible(report, "rm"), engine.Progress("rm", len(tasks), 0, progress) as bar:
+            try:
+                for out in engine.run(tasks, parallel, bar, self.widths(provs.values())):
+                    if out.error is None:
+                        gone.extend(out.task.key)
+                        continue
+                    report.errors.append(str(out.error))
+                    err = str(out.error)[: writes.MAX_ERROR]
+                    failed += [
+                        {"b_id": i, "state": ReplicaState.ERROR, "last_error": err}
+                        for i in out.task.key
+                    ]
+            finally:
+                self.db.write(record)
+                report.failed = len({f["b_id"] for f in failed})
+                report.seconds = round(time.perf_counter() - t0, 3)
         return report
 
     def _removable(self, text: str, recursive: bool) -> Any:

@@ -15,7 +15,7 @@ from cdir.errors import CdirError, IsADirectory, ProviderError
 from cdir.schema import TransferReport
 from cdir.schema.paths import relative
 from cdir.vdir import engine
-from cdir.vdir.base import Core
+from cdir.vdir.base import Core, interruptible
 from cdir.vdir.plan import Holder, read_order
 
 
@@ -61,7 +61,11 @@ class ReadOps(Core):
                 order[0].provider.name,
             )
             jobs.append(task)
-        with engine.Progress("get", len(jobs), sum(t.size for t in jobs), progress) as bar:
+        total = sum(t.size for t in jobs)
+        with (
+            interruptible(report, "get"),
+            engine.Progress("get", len(jobs), total, progress) as bar,
+        ):
             for out in engine.run(jobs, parallel, bar, self.widths(provs.values())):
                 if out.error is not None:
                     report.failed += 1

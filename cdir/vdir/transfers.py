@@ -28,7 +28,7 @@ from cdir.providers.common import chunk_reader
 from cdir.schema import TransferReport
 from cdir.schema.paths import is_within, join, relative, split
 from cdir.vdir import engine
-from cdir.vdir.base import BATCH, Core, actor_name
+from cdir.vdir.base import BATCH, Core, actor_name, interruptible
 from cdir.vdir.localtree import WalkNotes, child_path, walk_local
 from cdir.vdir.plan import (
     FileJob,
@@ -130,7 +130,11 @@ class TransferOps(Core):
             )
             writes.check_dirs(s, {split(f.vpath)[0] for f in files} | dirs)
         todo = [f for f in files if f.targets]
-        self._transfer(todo, parallel, progress, action, report)
+        with interruptible(report, action):
+            try:
+                self._transfer(todo, parallel, progress, action, report)
+            finally:
+                report.seconds = round(time.perf_counter() - t0, 3)
         if dirs and (report.files or not todo):
             self.db.write(lambda s: writes.ensure_dirs(s, dirs))
         report.seconds = round(time.perf_counter() - t0, 3)
