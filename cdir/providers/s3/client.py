@@ -1,4 +1,5 @@
-"""The boto3 client: one session per profile for the process, a config from the options."""
+"""The boto3 client: one session per profile for the process, a config from the options;
+and the server-side copy that picks CopyObject or a multipart copy by size."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
+
+from cdir.providers.common import MiB
+
+MAX_COPY = 5 * 1024 * MiB  # the largest object one CopyObject may copy; above, multipart copy
 
 # One boto3 session per profile for the process: a new session reloads the service model
 # (~0.4 s), a client from a loaded one takes ~20 ms. Sessions are not thread-safe: the lock.
@@ -51,3 +57,28 @@ def new_client(
         if session is None:
             session = _SESSIONS[profile] = boto3.session.Session(profile_name=profile)
         return session.client("s3", endpoint_url=endpoint_url, config=cfg, **keys)
+
+
+def server_copy(
+    client: Any,
+    bucket: str,
+    src_key: str,
+    dst_key: str,
+    size: int,
+    extra: dict[str, Any],
+    transfer: TransferConfig,
+) -> dict[str, Any] | None:
+    """CopyObject (up to 5 GiB) or a managed multipart copy (`transfer`'s concurrency) within
+    `bucket`; the CopyObject result, None after a multipart copy. Raw boto3 errors."""
+    source = {"Bucket": bucket, "Key": src_key}
+    if size <= MAX_COPY:
+        r = client.copy_object(Bucket=bucket, Key=dst_key, CopySource=source, **extra)
+        return r.get("CopyObjectResult")
+    tc = TransferConfig(
+        multipart_threshold=MAX_COPY,
+        multipart_chunksize=512 * MiB,
+        max_concurrency=transfer.max_concurrency,
+        preferred_transfer_client="classic",
+    )
+    client.copy(source, bucket, dst_key, ExtraArgs=extra or None, Config=tc)
+    return None

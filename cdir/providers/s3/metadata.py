@@ -14,15 +14,24 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from cdir.providers.common import META_MTIME
 
 META_MD5 = "md5chksum"
 PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
 _MTIME = re.compile(r"\s*(-?)(\d+)(?:\.(\d*))?\s*")
+# headers a metadata REPLACE would drop unless given again
+_CONTENT_FIELDS = (
+    "ContentType",
+    "ContentEncoding",
+    "ContentDisposition",
+    "ContentLanguage",
+    "CacheControl",
+)
 
 __all__ = ["META_MD5", "META_MTIME", "PLAIN_MD5", "format_md5", "format_mtime", "parse_md5",
-           "parse_mtime"]  # fmt: skip
+           "parse_mtime", "replace_metadata"]  # fmt: skip
 
 
 def format_mtime(ns: int) -> str:
@@ -60,3 +69,11 @@ def parse_md5(meta: Mapping[str, str] | None) -> str | None:
     except (binascii.Error, ValueError):
         return None
     return md5 if PLAIN_MD5.match(md5) else None
+
+
+def replace_metadata(head: Mapping[str, Any], meta: dict[str, str]) -> dict[str, Any]:
+    """CopyObject arguments that replace an object's metadata by `meta` and keep the content
+    headers its HEAD (`head`) showed."""
+    extra: dict[str, Any] = {"Metadata": meta, "MetadataDirective": "REPLACE"}
+    extra.update({f: head[f] for f in _CONTENT_FIELDS if head.get(f)})
+    return extra

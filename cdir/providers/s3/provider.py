@@ -20,7 +20,7 @@ from cdir.errors import NotFound, ProviderError, Unavailable, translated
 from cdir.providers.base import CHUNK, Capabilities, RemoteStat
 from cdir.providers.common import META_MTIME, MiB, bare_etag, datetime_ns
 from cdir.providers.objstore import ObjectStore, Page, PrependedStream
-from cdir.providers.s3.client import new_client
+from cdir.providers.s3.client import new_client, server_copy
 from cdir.providers.s3.errors import BUSY_CODES, ERRORS, code, not_found, precondition_failed
 from cdir.providers.s3.metadata import (
     META_MD5,
@@ -29,23 +29,14 @@ from cdir.providers.s3.metadata import (
     format_mtime,
     parse_md5,
     parse_mtime,
+    replace_metadata,
 )
 from cdir.providers.s3.options import OPTIONS
 from cdir.providers.s3.presets import resolve_endpoint
 from cdir.providers.s3.signed import SignedRequests
 
-GiB = 1024 * MiB
-MAX_COPY = 5 * GiB  # the largest object one CopyObject may copy; above it, multipart copy
 MIN_PART = 5 * MiB  # S3 refuses smaller parts (but the last)
 _MTIME_CACHE = 500_000  # entries (~100 MB at most); cleared when full
-# headers a metadata REPLACE would drop unless given again
-_CONTENT_FIELDS = (
-    "ContentType",
-    "ContentEncoding",
-    "ContentDisposition",
-    "ContentLanguage",
-    "CacheControl",
-)
 
 
 class S3Provider(ObjectStore):
@@ -306,7 +297,7 @@ class S3Provider(ObjectStore):
         assert source.md5 is not None
         md5 = source.md5.digest()
         meta = {**(head.get("Metadata") or {}), META_MD5: format_md5(md5)}
-        extra = self._replace_meta(head, meta)
+        extra = replace_metadata(head, meta)
         extra["CopySourceIfMatch"] = head["ETag"]
         key = self._key(path)
         try:
@@ -448,29 +439,10 @@ class S3Provider(ObjectStore):
             raise ProviderError(f"{self._what(path)}: upload finished but the object is missing")
         return self._head_stat(path, head)
 
-    @staticmethod
-    def _replace_meta(head: Mapping[str, Any], meta: dict[str, str]) -> dict[str, Any]:
-        """CopyObject arguments that replace the metadata by `meta` and keep the headers."""
-        extra: dict[str, Any] = {"Metadata": meta, "MetadataDirective": "REPLACE"}
-        extra.update({f: head[f] for f in _CONTENT_FIELDS if head.get(f)})
-        return extra
-
     def _server_copy(
         self, src_key: str, dst_key: str, size: int, extra: dict[str, Any]
     ) -> dict[str, Any] | None:
-        """CopyObject (up to 5 GiB) or a managed multipart copy; the CopyObject result."""
-        source = {"Bucket": self.bucket, "Key": src_key}
-        if size <= MAX_COPY:
-            r = self.client.copy_object(Bucket=self.bucket, Key=dst_key, CopySource=source, **extra)
-            return r.get("CopyObjectResult")
-        tc = TransferConfig(
-            multipart_threshold=MAX_COPY,
-            multipart_chunksize=512 * MiB,
-            max_concurrency=self.transfer.max_concurrency,
-            preferred_transfer_client="classic",
-        )
-        self.client.copy(source, self.bucket, dst_key, ExtraArgs=extra or None, Config=tc)
-        return None
+        return server_copy(self.client, self.bucket, src_key, dst_key, size, extra, self.transfer)
 
     def set_mtime(self, path: str, mtime_ns: int) -> RemoteStat:
         try:
@@ -481,7 +453,7 @@ class S3Provider(ObjectStore):
                 meta = {**(head.get("Metadata") or {}), META_MTIME: format_mtime(mtime_ns)}
                 size = int(head.get("ContentLength", 0))
                 key = self._key(path)
-                r = self._server_copy(key, key, size, self._replace_meta(head, meta))
+                r = self._server_copy(key, key, size, replace_metadata(head, meta))
             if r is None:
                 return self._after_upload(path)
             etag = bare_etag(r.get("ETag"))
