@@ -226,10 +226,10 @@ class ObjectStore(Provider):
 
     def _entries(
         self, path: str, base: str, page: Page, seen: set[str]
-    ) -> tuple[builtins.list[RemoteStat], builtins.list[RemoteStat]]:
+    ) -> tuple[builtins.list[RemoteStat], builtins.list[RemoteStat]]:  # (`list` is a method)
         """The directories (new to `seen`) and files of one page of a listing of `path`."""
-        dirs: builtins.list[RemoteStat] = []
-        files: builtins.list[RemoteStat] = []
+        dirs: list[RemoteStat] = []
+        files: list[RemoteStat] = []
         for prefix in page.prefixes:
             rel = prefix[len(base) :].rstrip("/")
             if rel and "/" not in rel and not rel.startswith(TMP_PREFIX) and rel not in seen:
