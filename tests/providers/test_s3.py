@@ -95,6 +95,19 @@ def test_bad_options_and_roots() -> None:
     assert (p.bucket, p.prefix) == ("bucket", "some/prefix/")
 
 
+
+def test_options_are_typed_and_checked_once() -> None:
+    p = S3Provider("p", "bucket", {"multipart_threshold": "8MiB", "multipart_chunksize": "1MiB",
+                                   "page_size": "5000", "etag_md5": "off", "connect_timeout": "2.5"})
+    assert (p.threshold, p.chunksize, p.page_size, p.etag_md5) == (8 * MiB, 5 * MiB, 1000, False)
+    assert (p.conf["connect_timeout"], p.conf["max_connections"], p.list_mtime) == (2.5, 32, "metadata")
+    for opts, name in (({"list_mtime": "sometimes"}, "list_mtime"),
+                       ({"addressing_style": "dns"}, "addressing_style"),
+                       ({"upload_concurrency": "0"}, "upload_concurrency"),
+                       ({"fast_put": "maybe"}, "fast_put")):
+        with pytest.raises(UsageError, match=f"p: option {name} must be"):
+            S3Provider("p", "bucket", opts)
+
 def test_mtime_metadata_format() -> None:
     assert format_mtime(1_600_000_000_123_456_789) == "1600000000.123456789"
     assert format_mtime(1_600_000_000_000_000_000) == "1600000000"

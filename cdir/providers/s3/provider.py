@@ -37,6 +37,7 @@ from cdir.providers.s3.signed import SignedRequests
 
 MIN_PART = 5 * MiB  # S3 refuses smaller parts (but the last)
 _MTIME_CACHE = 500_000  # entries (~100 MB at most); cleared when full
+_HEAD_THREADS = 32  # at most, for the HEADs of a listing (fewer with fewer max_connections)
 
 
 class S3Provider(ObjectStore):
@@ -150,7 +151,7 @@ class S3Provider(ObjectStore):
         if self._pool is None:
             with self._lock:
                 if self._pool is None:
-                    workers = min(32, self.conf["max_connections"])
+                    workers = min(_HEAD_THREADS, self.conf["max_connections"])
                     self._pool = ThreadPoolExecutor(workers, thread_name_prefix="cdir-s3")
         return self._pool
 
