@@ -1,9 +1,11 @@
 """Azure Blob Storage (and Azurite) through azure-storage-blob.
 
 Root is "container" or "container/some/prefix"; files are block blobs named `prefix/path`.
-Directories are name prefixes with no marker blob, so an empty directory cannot exist.
-The original mtime is kept in blob metadata `mtime` as RFC 3339 with nanoseconds (the key and
-format rclone uses, so both tools agree on it).
+Directories are name prefixes with no marker blob, so an empty directory cannot exist (the
+mapping every object store shares is `cdir.providers.objstore`). The original mtime is kept in
+blob metadata `mtime` as RFC 3339 with nanoseconds (the key and format rclone uses, so both
+tools agree on it). Every upload stores its Content-MD5, a block upload too (hashed while the
+blocks stream, committed with the block list), so every blob cdir writes has an md5.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import hashlib
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from typing import Any, BinaryIO
+from typing import Any
 
 import requests
 from azure.core import MatchConditions
@@ -43,33 +45,11 @@ from azure.storage.blob import (
     ExponentialRetry,
 )
 
-from cdir.errors import (
-    AuthError,
-    CdirError,
-    Conflict,
-    ErrorRule,
-    IsADirectory,
-    NotADirectory,
-    NotFound,
-    Unavailable,
-    UsageError,
-    translate,
-)
-from cdir.providers.base import TMP_PREFIX, Capabilities, OptionSpec, Provider, RemoteStat
-from cdir.providers.common import (
-    META_MTIME,
-    RETRY_STATUS,
-    MiB,
-    PrependedStream,
-    bare_etag,
-    check_size,
-    datetime_ns,
-    format_rfc3339,
-    listed_key,
-    read_upto,
-    rfc3339_meta_mtime,
-    split_root,
-)
+from cdir.errors import AuthError, Conflict, ErrorRule, NotFound, Unavailable, UsageError
+from cdir.providers.base import Capabilities, RemoteStat
+from cdir.providers.common import RETRY_STATUS, MiB, bare_etag, datetime_ns
+from cdir.providers.objstore import ObjectStore, Page, PrependedStream, page_size_option
+from cdir.providers.options import OptionSpec
 from cdir.providers.sessions import tune_session
 
 
@@ -93,7 +73,7 @@ ERRORS: list[ErrorRule] = [
 _SIG = re.compile(r"(?i)(sig=)[^&\s'\")]+")
 
 
-class AzureProvider(Provider):
+class AzureProvider(ObjectStore):
     """Azure Blob container. Root: "container" or "container/prefix".
 
     Authenticate with exactly one secret: `connection_string`, `account_key` (with option
@@ -103,13 +83,16 @@ class AzureProvider(Provider):
     """
 
     kind = "azure"
+    container_word = "container"
+    error_table = ERRORS
+    md5_parts = True  # block uploads commit the MD5 hashed while they streamed
     capabilities = Capabilities(
         empty_dirs=False,  # directories are name prefixes
         set_mtime=True,  # metadata rewrite, content untouched
         mtime_precision_ns=1,  # kept in metadata at full precision
         hash_kinds=frozenset({"md5"}),  # Content-MD5: set by cdir on every upload
         server_side_copy=True,
-        server_side_move=True,  # copy + delete (Azure has no rename for blobs)
+        server_side_move=False,  # no rename for blobs; copy + delete is the caller's
         max_name_bytes=255,  # blob names may be 1024 chars, but keep to what filesystems hold
     )
     options = (
@@ -119,20 +102,21 @@ class AzureProvider(Provider):
         OptionSpec("account_key", "storage account key", secret=True),
         OptionSpec("sas_token", "shared access signature (account or container)", secret=True),
         OptionSpec("connection_string", "full connection string", secret=True),
-        OptionSpec("page_size", "entries per listing request", default=5000),
+        page_size_option(5000),
+        OptionSpec("single_put_size", "largest file sent in one Put Blob", "size", default=8 * MiB),
+        OptionSpec("block_size", "block of chunked uploads", "size", default=8 * MiB, minimum=1),
+        OptionSpec("concurrency", "blocks uploaded at once per file", "int", default=4, minimum=1),
+        OptionSpec("pool_size", "HTTP connections kept open", "int", default=32, minimum=1),
         OptionSpec(
-            "single_put_size", "bytes up to which a file is sent in one request", default=8 * MiB
+            "retries", "retries of a failed request inside the SDK", "int", default=3, minimum=0
         ),
-        OptionSpec("block_size", "block size of chunked uploads (bytes)", default=8 * MiB),
-        OptionSpec("concurrency", "blocks uploaded at once per file", default=4),
-        OptionSpec("pool_size", "HTTP connections kept open", default=32),
-        OptionSpec("retries", "retries of a failed request inside the SDK", default=3),
-        OptionSpec("timeout", "connect/read timeout in seconds", default=60),
+        OptionSpec("timeout", "connect/read timeout in seconds", "float", default=60.0, minimum=0),
     )
 
     def configure(self) -> None:
-        name = self.name
-        self.container, self.prefix = split_root(name, self.root, "container")
+        """One way to authenticate, and what it needs; the sizes of uploads."""
+        super().configure()
+        name, c = self.name, self.conf
         ways = [k for k in ("account_key", "sas_token", "connection_string") if self.secrets.get(k)]
         if len(ways) != 1:
             raise UsageError(
@@ -141,18 +125,18 @@ class AzureProvider(Provider):
             )
         self._auth = ways[0]
         if self._auth == "account_key":
-            if not self.opts.get("account_name"):
+            if not c["account_name"]:
                 raise UsageError(f"{name}: account_key needs the option account_name")
             try:
                 base64.b64decode(self.secrets["account_key"], validate=True)
             except (binascii.Error, ValueError):
                 raise UsageError(f"{name}: account_key is not valid base64") from None
-        if self._auth == "sas_token" and not self.opts.get("account_url"):
+        if self._auth == "sas_token" and not c["account_url"]:
             raise UsageError(f"{name}: sas_token needs the option account_url")
-        self._page = self.int_option("page_size", 5000)
-        self._single_put = self.int_option("single_put_size", 8 * MiB)
-        self._block = self.int_option("block_size", 8 * MiB)
-        self._concurrency = max(1, self.int_option("concurrency", 4))
+        self.page_size = c["page_size"]
+        self.single_put_max = c["single_put_size"]
+        self._block: int = c["block_size"]
+        self._concurrency: int = c["concurrency"]
         self._lock = threading.Lock()
         self._service: BlobServiceClient | None = None
         self._http: requests.Session | None = None
@@ -169,8 +153,8 @@ class AzureProvider(Provider):
         return self._cc
 
     def _build_service(self) -> BlobServiceClient:
-        timeout = self.float_option("timeout", 60)
-        pool = self.int_option("pool_size", 32)
+        c = self.conf
+        timeout = c["timeout"]
         session = requests.Session()
         kw: dict[str, Any] = {
             # timeouts go to our transport: the client applies its own only to one it makes
@@ -181,7 +165,7 @@ class AzureProvider(Provider):
                 read_timeout=timeout,
                 connection_data_block_size=256 * 1024,
             ),
-            "max_single_put_size": self._single_put,
+            "max_single_put_size": self.single_put_max,
             "max_block_size": self._block,
             "max_single_get_size": 8 * MiB,
             "max_chunk_get_size": 4 * MiB,
@@ -190,137 +174,163 @@ class AzureProvider(Provider):
                 initial_backoff=0.5,  # type: ignore[arg-type]  # the SDK types it int; floats work
                 increment_base=2,
                 random_jitter_range=0.5,  # type: ignore[arg-type]
-                retry_total=self.int_option("retries", 3),
+                retry_total=c["retries"],
             ),
         }
-        if self.opts.get("api_version"):
-            kw["api_version"] = self.opts["api_version"]
+        if c["api_version"]:
+            kw["api_version"] = c["api_version"]
         with self._errors(""), _bad_settings(self.name):
             if self._auth == "connection_string":
                 service = BlobServiceClient.from_connection_string(
                     self.secrets["connection_string"], **kw
                 )
             else:
-                url = self.opts.get("account_url") or (
-                    f"https://{self.opts['account_name']}.blob.core.windows.net"
-                )
+                url = c["account_url"] or f"https://{c['account_name']}.blob.core.windows.net"
                 cred: Any
                 if self._auth == "account_key":
                     cred = {
-                        "account_name": self.opts["account_name"],
+                        "account_name": c["account_name"],
                         "account_key": self.secrets["account_key"],
                     }
                 else:
                     cred = self.secrets["sas_token"].lstrip("?")
                 service = BlobServiceClient(url, credential=cred, **kw)
         # a pool big enough for --parallel threads times block concurrency
-        tune_session(session, service.url, pool)
+        tune_session(session, service.url, c["pool_size"])
         self._http = session
         return service
 
     def _blob(self, path: str) -> BlobClient:
         return self._container().get_blob_client(self._key(path))
 
-    def _key(self, path: str) -> str:
-        return self.prefix + path
+    def _container_missing(self, exc: Exception, bucket_level: bool) -> bool:
+        return _code(exc) == "ContainerNotFound"
 
-    @contextmanager
-    def _errors(self, path: str) -> Iterator[None]:
-        """Translate SDK errors through ERRORS; a missing container is named in the message."""
-        try:
-            yield
-        except CdirError:
-            raise
-        except Exception as exc:
-            if _code(exc) == "ContainerNotFound":
-                raise NotFound(f"{self.name}: container {self.container!r} does not exist") from exc
-            err = translate(exc, ERRORS, self._what(path))
-            err.message = _SIG.sub(r"\1REDACTED", err.message)
-            err.args = (err.message,)
-            raise err from exc
+    def _scrub(self, message: str) -> str:
+        return _SIG.sub(r"\1REDACTED", message)
 
     def _stat_props(self, path: str, p: BlobProperties) -> RemoteStat:
         md5 = p.content_settings.content_md5 if p.content_settings else None
-        mtime = rfc3339_meta_mtime(p.metadata)
-        return RemoteStat(
-            path,
-            "file",
-            int(p.size or 0),
-            datetime_ns(p.last_modified) if mtime is None else mtime,
-            bare_etag(p.etag),
-            {"md5": bytes(md5).hex()} if md5 else {},
-        )
+        hashes = {"md5": bytes(md5).hex()} if md5 else {}
+        mtime = self._stored_mtime(p.metadata, p.last_modified)
+        return RemoteStat(path, "file", int(p.size or 0), mtime, bare_etag(p.etag), hashes)
 
-    def _props(self, bc: BlobClient, path: str) -> BlobProperties:
+    # --- the object-store primitives ---------------------------------------------------------
+    def _pages(self, prefix: str, delimiter: bool, limit: int | None = None) -> Iterator[Page]:
+        cc = self._container()
+        kw: dict[str, Any] = {
+            "name_starts_with": prefix or None,
+            "include": ["metadata"],
+            "results_per_page": limit or self.page_size,
+        }
+        items = cc.walk_blobs(delimiter="/", **kw) if delimiter else cc.list_blobs(**kw)
+        for page in items.by_page():
+            objects: list[tuple[str, Any]] = []
+            prefixes: list[str] = []
+            for item in page:
+                if isinstance(item, BlobPrefix):
+                    prefixes.append(item.name)
+                else:
+                    objects.append((item.name, item))
+            yield Page(objects, prefixes)
+
+    def _listed_stat(self, path: str, record: Any) -> RemoteStat:
+        return self._stat_props(path, record)
+
+    def _head_object(self, path: str) -> BlobProperties | None:
         try:
-            return bc.get_blob_properties()
+            return self._blob(path).get_blob_properties()
         except ResourceNotFoundError as exc:
             if not _blob_missing(exc):
                 raise
-            raise self._missing(path) from exc
+            return None
 
-    def _missing(self, path: str) -> CdirError:
-        """Why `path` has no blob: IsADirectory when blobs live below it, else NotFound."""
-        if self._is_dir(path):
-            return IsADirectory(f"{self._what(path)}: is a directory")
-        return NotFound(f"{self._what(path)}: not found")
+    def _head_stat(self, path: str, record: Any) -> RemoteStat:
+        return self._stat_props(path, record)
 
-    def _is_dir(self, path: str) -> bool:
-        pages = (
-            self._container()
-            .list_blobs(name_starts_with=self._key(path) + "/", results_per_page=1)
-            .by_page()
+    def _delete_object(self, path: str) -> bool:
+        try:
+            self._blob(path).delete_blob(delete_snapshots="include")
+        except ResourceNotFoundError as exc:
+            if not _blob_missing(exc):
+                raise
+            return False
+        return True
+
+    def _delete_keys(self, path: str, keys: Sequence[str]) -> None:
+        """Blob Batch: up to 256 deletes per request; already-gone blobs are fine. What the
+        batch refused is deleted one by one, so a real error is raised, not ignored."""
+        cc = self._container()
+        for i in range(0, len(keys), 256):
+            part = keys[i : i + 256]
+            replies = cc.delete_blobs(*part, delete_snapshots="include", raise_on_any_failure=False)
+            for name, reply in zip(part, replies, strict=True):
+                if reply.status_code not in (202, 404):
+                    with contextlib.suppress(ResourceNotFoundError):
+                        cc.delete_blob(name, delete_snapshots="include")
+
+    def _stat_put(
+        self, path: str, r: dict[str, Any], size: int, mtime_ns: int | None, md5: Any
+    ) -> RemoteStat:
+        mtime = datetime_ns(r["last_modified"]) if mtime_ns is None else mtime_ns
+        return RemoteStat(path, "file", size, mtime, bare_etag(r["etag"]), {"md5": md5.hexdigest()})
+
+    def _put_single(self, path: str, data: bytes, mtime_ns: int | None) -> RemoteStat:
+        md5 = hashlib.md5(data)
+        # one Put Blob: atomic, with the MD5 the service checks and stores
+        r = self._blob(path).upload_blob(
+            data,
+            length=len(data),
+            overwrite=True,
+            metadata=self._mtime_meta(mtime_ns),
+            content_settings=ContentSettings(content_md5=bytearray(md5.digest())),
         )
-        return any(True for _ in next(pages, []))
+        return self._stat_put(path, r, len(data), mtime_ns, md5)
+
+    def _put_parts(self, path: str, source: PrependedStream, mtime_ns: int | None) -> RemoteStat:
+        """Stage blocks (a few at once, memory bounded) while `source` hashes them in order,
+        then commit the list with the MD5: readers see the old blob until the commit, and the
+        hash is stored with the content in the same request (upload_blob would commit before
+        we know it). A source that ends early or runs long raises before the commit."""
+        bc = self._blob(path)
+        tag = uuid.uuid4().hex  # block ids unique to this upload: concurrent puts cannot mix
+        ids: list[BlobBlock] = []
+        with ThreadPoolExecutor(self._concurrency, thread_name_prefix="cdir-azure") as pool:
+            pending: set[Future[Any]] = set()
+            try:
+                for i, chunk in enumerate(source.blocks(self._block)):
+                    block_id = f"{tag}{i:08d}"
+                    ids.append(BlobBlock(block_id))
+                    pending.add(pool.submit(bc.stage_block, block_id, chunk, len(chunk)))
+                    if len(pending) >= self._concurrency:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for f in done:
+                            f.result()
+                for f in pending:
+                    f.result()
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+        md5 = source.md5
+        assert md5 is not None
+        try:
+            r = bc.commit_block_list(
+                ids,
+                metadata=self._mtime_meta(mtime_ns),
+                content_settings=ContentSettings(content_md5=bytearray(md5.digest())),
+            )
+        except HttpResponseError as exc:
+            if _code(exc) != "InvalidBlockList":
+                raise
+            # a commit drops every uncommitted block of the blob, ours too
+            raise Conflict(
+                f"{self._what(path)}: another upload to the same name committed "
+                "first and discarded this one's blocks"
+            ) from exc
+        return self._stat_put(path, r, source.tell(), mtime_ns, md5)
 
     # --- reading -----------------------------------------------------------------------------
-    def list(self, path: str = "", recursive: bool = False) -> Iterator[RemoteStat]:
-        base = self._key(path) + "/" if path else self.prefix
-        cut = len(self.prefix)
-        found = False
-        with self._errors(path):
-            cc = self._container()
-            if recursive:
-                seen: set[str] = set()
-                for b in cc.list_blobs(
-                    name_starts_with=base or None, include=["metadata"], results_per_page=self._page
-                ):
-                    found = True
-                    rel = b.name[cut:]
-                    dirs, is_file = listed_key(path, rel, seen)
-                    yield from dirs
-                    if is_file:
-                        yield self._stat_props(rel, b)
-            else:
-                for item in cc.walk_blobs(
-                    name_starts_with=base or None,
-                    delimiter="/",
-                    include=["metadata"],
-                    results_per_page=self._page,
-                ):
-                    found = True
-                    if isinstance(item, BlobPrefix):
-                        yield RemoteStat(item.name[cut:].rstrip("/"), "dir")
-                    elif item.name != base and not item.name[len(base) :].startswith(TMP_PREFIX):
-                        yield self._stat_props(item.name[cut:], item)
-            if not found and path:
-                if self._blob(path).exists():
-                    raise NotADirectory(f"{self._what(path)}: not a directory")
-                raise NotFound(f"{self._what(path)}: no such directory")
-
-    def stat(self, path: str) -> RemoteStat:
-        if not path:
-            return RemoteStat("", "dir")
-        with self._errors(path):
-            try:
-                return self._stat_props(path, self._blob(path).get_blob_properties())
-            except ResourceNotFoundError as exc:
-                if not _blob_missing(exc):
-                    raise
-            if self._is_dir(path):
-                return RemoteStat(path, "dir")
-            raise NotFound(f"{self._what(path)}: not found")
-
     def read_chunks(self, path: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         if end is not None and end <= start:
             return
@@ -342,130 +352,15 @@ class AzureProvider(Provider):
             # later chunks are fetched with If-Match on the first response's etag
             yield from stream.chunks()
 
-    # --- writing -----------------------------------------------------------------------------
-    def mkdir(self, path: str) -> None:
-        """Directories are implied by the names below them."""
-
-    def put_stream(
-        self, stream: BinaryIO, path: str, size: int | None = None, mtime_ns: int | None = None
-    ) -> RemoteStat:
-        if not path:
-            raise IsADirectory(f"{self._what(path)}: is a directory")
-        meta = {META_MTIME: format_rfc3339(mtime_ns)} if mtime_ns is not None else {}
-        with self._errors(path):
-            bc = self._blob(path)
-            head = read_upto(stream, self._single_put + 1)
-            if len(head) <= self._single_put:
-                check_size(self._what(path), size, len(head))
-                md5 = hashlib.md5(head)
-                # one Put Blob: atomic, with the MD5 the service checks and stores
-                r = bc.upload_blob(
-                    head,
-                    length=len(head),
-                    overwrite=True,
-                    metadata=meta,
-                    content_settings=ContentSettings(content_md5=bytearray(md5.digest())),
-                )
-                total = len(head)
-            else:
-                # a source that ends early or runs long raises before the commit: the old
-                # blob stays
-                joined = PrependedStream(head, stream, size, self._what(path))
-                r, total, md5 = self._put_blocks(bc, joined.blocks(self._block), meta, path)
-        return RemoteStat(
-            path,
-            "file",
-            total,
-            mtime_ns if mtime_ns is not None else datetime_ns(r["last_modified"]),
-            bare_etag(r["etag"]),
-            {"md5": md5.hexdigest()},
-        )
-
-    def _put_blocks(
-        self,
-        bc: BlobClient,
-        chunks: Iterator[bytes],
-        meta: dict[str, str],
-        path: str,
-    ) -> tuple[dict[str, Any], int, Any]:
-        """Stage blocks (a few at once, memory bounded) while hashing in order, then commit the
-        list with the MD5: readers see the old blob until the commit, and the hash is stored
-        with the content in the same request (upload_blob would commit before we know it)."""
-        md5 = hashlib.md5()
-        total = 0
-        tag = uuid.uuid4().hex  # block ids unique to this upload: concurrent puts cannot mix
-        ids: list[BlobBlock] = []
-        with ThreadPoolExecutor(self._concurrency, thread_name_prefix="cdir-azure") as pool:
-            pending: set[Future[Any]] = set()
-            try:
-                for i, chunk in enumerate(chunks):
-                    md5.update(chunk)
-                    total += len(chunk)
-                    block_id = f"{tag}{i:08d}"
-                    ids.append(BlobBlock(block_id))
-                    pending.add(pool.submit(bc.stage_block, block_id, chunk, len(chunk)))
-                    if len(pending) >= self._concurrency:
-                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for f in done:
-                            f.result()
-                for f in pending:
-                    f.result()
-            except BaseException:
-                for f in pending:
-                    f.cancel()
-                raise
-        try:
-            r = bc.commit_block_list(
-                ids,
-                metadata=meta,
-                content_settings=ContentSettings(content_md5=bytearray(md5.digest())),
-            )
-        except HttpResponseError as exc:
-            if _code(exc) != "InvalidBlockList":
-                raise
-            # a commit drops every uncommitted block of the blob, ours too
-            raise Conflict(
-                f"{self._what(path)}: another upload to the same name committed "
-                "first and discarded this one's blocks"
-            ) from exc
-        return r, total, md5
-
-    def delete(self, path: str) -> None:
-        with self._errors(path):
-            try:
-                self._blob(path).delete_blob(delete_snapshots="include")
-            except ResourceNotFoundError as exc:
-                if not _blob_missing(exc):
-                    raise
-                raise self._missing(path) from exc
-
-    def delete_tree(self, path: str) -> None:
-        key = self._key(path)
-        with self._errors(path):
-            cc = self._container()
-            names = [
-                b.name
-                for b in cc.list_blobs(name_starts_with=key, results_per_page=self._page)
-                if not path or b.name == key or b.name.startswith(key + "/")
-            ]
-            # Blob Batch: up to 256 deletes per request; already-gone blobs are fine. What the
-            # batch refused is deleted one by one, so a real error is raised, not ignored.
-            for i in range(0, len(names), 256):
-                part = names[i : i + 256]
-                replies = cc.delete_blobs(
-                    *part, delete_snapshots="include", raise_on_any_failure=False
-                )
-                for name, reply in zip(part, replies, strict=True):
-                    if reply.status_code not in (202, 404):
-                        with contextlib.suppress(ResourceNotFoundError):
-                            cc.delete_blob(name, delete_snapshots="include")
-
+    # --- metadata and copies -----------------------------------------------------------------
     def set_mtime(self, path: str, mtime_ns: int) -> RemoteStat:
         with self._errors(path):
             bc = self._blob(path)
-            p = self._props(bc, path)
+            p = self._head_object(path)
+            if p is None:
+                raise self._missing(path)
             # Set Blob Metadata replaces all keys: keep the others, only if nothing changed since
-            meta = {**(p.metadata or {}), META_MTIME: format_rfc3339(mtime_ns)}
+            meta = {**(p.metadata or {}), **self._mtime_meta(mtime_ns)}
             r = bc.set_blob_metadata(
                 meta, etag=p.etag, match_condition=MatchConditions.IfNotModified
             )
@@ -474,30 +369,21 @@ class AzureProvider(Provider):
             return RemoteStat(path, "file", old.size, mtime_ns, etag, old.hashes)
 
     def copy(self, src: str, dst: str) -> RemoteStat:
+        """Copy Blob (metadata and Content-MD5 come along) of the version stat'ed first."""
         with self._errors(src):
-            s, _ = self._copy(src, dst)
-            return s
-
-    def _copy(self, src: str, dst: str) -> tuple[RemoteStat, str]:
-        """Copy Blob (metadata and Content-MD5 come along) of the version we stat'ed first;
-        returns the new stat and the source etag."""
-        sb = self._blob(src)
-        p = self._props(sb, src)
-        db = self._blob(dst)
-        r: dict[str, Any] = db.start_copy_from_url(
-            sb.url, source_etag=p.etag, source_match_condition=MatchConditions.IfNotModified
-        )
-        if r.get("copy_status") != "success":  # within one account it is normally synchronous
-            r = self._wait_copy(db, dst)
-        old = self._stat_props(src, p)
-        return RemoteStat(
-            dst,
-            "file",
-            old.size,
-            old.mtime_ns if META_MTIME in (p.metadata or {}) else datetime_ns(r["last_modified"]),
-            bare_etag(r["etag"]),
-            old.hashes,
-        ), p.etag
+            sb = self._blob(src)
+            p = self._head_object(src)
+            if p is None:
+                raise self._missing(src)
+            db = self._blob(dst)
+            r: dict[str, Any] = db.start_copy_from_url(
+                sb.url, source_etag=p.etag, source_match_condition=MatchConditions.IfNotModified
+            )
+            if r.get("copy_status") != "success":  # within one account normally synchronous
+                r = self._wait_copy(db, dst)
+            old = self._stat_props(src, p)
+            mtime = self._stored_mtime(p.metadata, r["last_modified"])  # metadata comes along
+            return RemoteStat(dst, "file", old.size, mtime, bare_etag(r["etag"]), old.hashes)
 
     def _wait_copy(self, db: BlobClient, dst: str) -> dict[str, Any]:
         ev = threading.Event()
@@ -511,31 +397,6 @@ class AzureProvider(Provider):
                 raise Conflict(f"{self._what(dst)}: copy {status}: {q.copy.status_description}")
             ev.wait(delay)  # server-side copy still running: poll with backoff
             delay = min(delay * 2, 2.0)
-
-    def move(self, src: str, dst: str) -> RemoteStat:
-        with self._errors(src):
-            st, etag = self._copy(src, dst)
-            try:  # delete only the version copied; a newer one written meanwhile stays
-                self._blob(src).delete_blob(
-                    etag=etag, match_condition=MatchConditions.IfNotModified
-                )
-            except ResourceModifiedError as exc:
-                raise Conflict(
-                    f"{self._what(src)}: changed during move; copied the old "
-                    "version and kept the new one"
-                ) from exc
-            except ResourceNotFoundError:
-                pass  # someone else removed it: the move's effect holds
-            return st
-
-    def check(self) -> None:
-        with self._errors(""):
-            pages = (
-                self._container()
-                .list_blobs(name_starts_with=self.prefix, results_per_page=1)
-                .by_page()
-            )
-            next(pages, None)
 
     def close(self) -> None:
         with self._lock:

