@@ -77,7 +77,7 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path) -> None:  # type:
 
 def test_an_unreachable_server_is_one_clear_error() -> None:
     with pytest.raises(
-        CatalogError, match=r"cannot open the catalog postgresql\+psycopg://u:\*\*\*@127.0.0.1:1/x"
+        CatalogError, match=r"cannot open the catalog postgresql://u:\*\*\*@127.0.0.1:1/x"
     ):
         Database("postgresql://u:secret@127.0.0.1:1/x?connect_timeout=2")
 

@@ -79,8 +79,10 @@ def make_engine(url: str) -> Engine:
         raise CatalogError(f"cannot use catalog {redact(url)}: {exc}") from exc
 
 
-def migrate(engine: Engine) -> int:
-    """Bring the schema to SCHEMA_VERSION; returns the version found before."""
+def migrate(engine: Engine, url: str | None = None) -> int:
+    """Bring the schema to SCHEMA_VERSION; returns the version found before. A database
+    that cannot be reached is a retryable CatalogError of one line naming `url` (its
+    password hidden)."""
     try:
         with engine.begin() as conn:
             if not inspect(conn).has_table("schema_version"):
@@ -99,16 +101,22 @@ def migrate(engine: Engine) -> int:
                 conn.execute(models.SchemaVersion.__table__.insert().values(version=version))  # type: ignore[attr-defined]
             return current
     except OperationalError as exc:
+        where = redact(url) if url else engine.url.render_as_string(hide_password=True)
         raise CatalogError(
-            f"cannot open the catalog {redact(str(engine.url))}: {exc.orig}"
+            f"cannot open the catalog {where}: {first_line(exc)}", retryable=True
         ) from exc
+
+
+def first_line(exc: SQLAlchemyError) -> str:
+    """The driver's message, first line only (psycopg adds hints on lines of their own)."""
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
 
 
 def translate_db_error(exc: SQLAlchemyError, url: str) -> CdirError:
     """A database error as one line in cdir's error tree: a unique-key race is a Conflict;
     a lock held too long or a lost connection a retryable CatalogError."""
-    orig = getattr(exc, "orig", None) or exc
-    detail = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    detail = first_line(exc)
     if isinstance(exc, IntegrityError):
         return Conflict(f"the catalog changed under this command (another writer won): {detail}")
     if isinstance(exc, OperationalError) and ("locked" in detail or "busy" in detail):
@@ -131,7 +139,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._writer = self.engine.execution_options(**{WRITE_OPTION: True})
-        migrate(self.engine)
+        migrate(self.engine, url)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -4,7 +4,8 @@ tested on tables of cases, and the sync daemon's planner extends it.
 
 Rules:
 - skip: a file whose size and mtime match its live entry, and that has a current replica
-  on every target, is not sent again (rsync-like);
+  on every target, is not sent again (rsync-like); a stream is always a new version (its
+  bytes are unknown until read, so size and mtime prove nothing);
 - targets: a new version goes to the providers asked for and to every enabled provider that
   already holds the file (an old version left on one would be stale); an unchanged one only
   where it is not current;
@@ -45,6 +46,7 @@ class ReplicaSource:
 @dataclass(frozen=True)
 class StreamSource:
     stream: BinaryIO  # read once: it goes to one target, the others copy from there
+    size: int | None = None  # the length announced, None when unknown
 
 
 Source = LocalSource | ReplicaSource | StreamSource
@@ -129,7 +131,11 @@ def plan_targets(
     if alive and entry.kind == EntryKind.DIR:
         raise IsADirectory(f"is a directory: {job.vpath}")
     current = {pid for pid, r in reps.items() if is_current(r, entry)} if alive else set()
-    same = alive and (entry.size, entry.mtime_ns) == (job.size, job.mtime_ns)
+    same = (
+        alive
+        and not isinstance(job.source, StreamSource)
+        and (entry.size, entry.mtime_ns) == (job.size, job.mtime_ns)
+    )
     job.changed = not (same and current)
     targets = {p.id: p for p in wanted}
     if job.changed and alive:

@@ -71,17 +71,18 @@ class StreamOps(TransferOps, NamespaceOps):
         stream is read once, hashed (MD5) as it goes, onto the first target; the others copy
         from there. An error if it landed nowhere (the catalog is then unchanged)."""
         path = self.path(text)
-        job = FileJob(path, size or 0, mtime_ns or time.time_ns(), StreamSource(stream))
+        when = time.time_ns() if mtime_ns is None else mtime_ns
+        job = FileJob(path, size or 0, when, StreamSource(stream, size))
         with self.db.transaction() as s:
             existing = queries.entries_at(s, [path])
             reps = queries.replica_map(s, [e.id for e in existing.values()])
+            # a stream is always a new version: every target is written
             plan_writes(
                 [job], existing, reps, self.resolve_providers(to), queries.providers_by_id(s)
             )
-        job.changed = True  # a stream is always a new version
         first, rest = job.targets[0], job.targets[1:]
         hashing = HashingReader(stream)
-        job.source = StreamSource(hashing)  # type: ignore[arg-type]  # a readable stream
+        job.source = StreamSource(hashing, size)  # type: ignore[arg-type]  # a readable stream
         st = self.upload(job, first)
         if size is not None and st.size != size:
             raise CdirError(f"{first.name}:{path}: size mismatch after write ({st.size} != {size})")

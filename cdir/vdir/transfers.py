@@ -218,7 +218,7 @@ class TransferOps(Core):
         if isinstance(src, LocalSource):
             return dst.put_file(Path(src.path), remote, mtime_ns=job.mtime_ns)
         if isinstance(src, StreamSource):
-            return dst.put_stream(src.stream, remote, size=job.size, mtime_ns=job.mtime_ns)
+            return dst.put_stream(src.stream, remote, size=src.size, mtime_ns=job.mtime_ns)
         for h in src.holders:  # same provider and server-side copy: no bytes through us
             if h.provider.id == prov.id and dst.capabilities.server_side_copy:
                 if h.replica.remote_path == remote:
