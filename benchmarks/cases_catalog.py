@@ -28,7 +28,7 @@ CATALOG = Group(
     f"plus `{BIG_DIR}` holding exactly {BIG_DIR_FILES:,} files, one current replica per file. "
     "Each command is a fresh `cdir` process (stdout to /dev/null) after one untimed run that "
     "checks its output and warms the page cache. There is no rclone equivalent: rclone has no "
-    "catalog, so the ratio is \"-\"; `rclone lsf` of a local folder is a reference only.",
+    'catalog, so the ratio is "-"; `rclone lsf` of a local folder is a reference only.',
     rank=30,
 )
 
@@ -64,13 +64,25 @@ def catalog_reads(ctx: Context) -> list[Row]:
         env = ctx.cdir_env(home)
         lines_ls_l = BIG_DIR_FILES + 1  # + the table header
         plan: list[tuple[str, list[str], int, str]] = [
-            (f"search / '{SEARCH_PATTERN}' -r", ["search", "/", SEARCH_PATTERN, "-r"],
-             shape.pattern_matches, f"{shape.pattern_matches} matches"),
-            (f"search / '{EXACT_NAME}' -r", ["search", "/", EXACT_NAME, "-r"], 1,
-             f"1 match ({EXACT_DIR}/{EXACT_NAME})"),
+            (
+                f"search / '{SEARCH_PATTERN}' -r",
+                ["search", "/", SEARCH_PATTERN, "-r"],
+                shape.pattern_matches,
+                f"{shape.pattern_matches} matches",
+            ),
+            (
+                f"search / '{EXACT_NAME}' -r",
+                ["search", "/", EXACT_NAME, "-r"],
+                1,
+                f"1 match ({EXACT_DIR}/{EXACT_NAME})",
+            ),
             (f"ls {BIG_DIR}", ["ls", BIG_DIR], BIG_DIR_FILES, f"{BIG_DIR_FILES:,} names"),
-            (f"ls -l {BIG_DIR}", ["ls", "-l", BIG_DIR], lines_ls_l,
-             f"{BIG_DIR_FILES:,} rows with replicas"),
+            (
+                f"ls -l {BIG_DIR}",
+                ["ls", "-l", BIG_DIR],
+                lines_ls_l,
+                f"{BIG_DIR_FILES:,} rows with replicas",
+            ),
         ]
         rows = {label: Row(f"cdir {label}", Series([])) for label, *_ in plan}
         for label, args, lines, _note in plan:
@@ -81,8 +93,9 @@ def catalog_reads(ctx: Context) -> list[Row]:
         # the reference: rclone listing a real folder of as many (empty) files
         for k in range(BIG_DIR_FILES):
             (ref / f"file-{k:05d}.dat").touch()
-        lsf = Row(f"reference: rclone lsf of a local folder of {BIG_DIR_FILES:,} files", None,
-                  Series([]))
+        lsf = Row(
+            f"reference: rclone lsf of a local folder of {BIG_DIR_FILES:,} files", None, Series([])
+        )
         assert lsf.rclone is not None
         lsf_cmd = ctx.rclone_cmd("lsf", str(ref))
         ctx.setup(lsf_cmd, ctx.rclone_env())
@@ -96,8 +109,10 @@ def catalog_reads(ctx: Context) -> list[Row]:
         for label, _args, _lines, note in plan:
             rows[label].notes += [note, _rss(rows[label].cdir)]
         first = rows[plan[0][0]]
-        first.notes.append(f"catalog: {shape.entries:,} entries, {shape.replicas:,} replicas, "
-                           f"generated in {shape.seconds:.0f} s (untimed)")
+        first.notes.append(
+            f"catalog: {shape.entries:,} entries, {shape.replicas:,} replicas, "
+            f"generated in {shape.seconds:.0f} s (untimed)"
+        )
         lsf.notes.append(_rss(lsf.rclone).replace("peak", "rclone peak"))
         return [*rows.values(), lsf]
 
@@ -112,12 +127,18 @@ def startup(ctx: Context) -> list[Row]:
         for label, cmd, tool in (
             ("cdir --version", ctx.cdir_cmd("--version"), "cdir"),
             ("cdir ls / (tiny catalog)", ctx.cdir_cmd("ls", "/"), "cdir"),
-            ("reference: python -c pass (the interpreter alone)",
-             [ctx.python, "-c", "pass"], "cdir"),
+            (
+                "reference: python -c pass (the interpreter alone)",
+                [ctx.python, "-c", "pass"],
+                "cdir",
+            ),
             ("reference: rclone version", ctx.rclone_cmd("version"), "rclone"),
         ):
-            row = Row(label, Series([]) if tool == "cdir" else None,
-                      Series([]) if tool == "rclone" else None)
+            row = Row(
+                label,
+                Series([]) if tool == "cdir" else None,
+                Series([]) if tool == "rclone" else None,
+            )
             env = ctx.cdir_env(home) if tool == "cdir" else ctx.rclone_env()
             plan.append((row, cmd, env, tool))
         for _row, cmd, e, _tool in plan:

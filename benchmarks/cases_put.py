@@ -55,8 +55,9 @@ def _remote(ctx: Context, kind: str, label: str, big: bool) -> list[Row]:
         else:
             expected = make_small_files(src, SMALL_COUNT, SMALL_SIZE)
             what = "2,000 x 16 KiB"
-        return put_rows(ctx, src, expected, destination, f"{what} → {label}", rerun=False,
-                        notes=notes)
+        return put_rows(
+            ctx, src, expected, destination, f"{what} → {label}", rerun=False, notes=notes
+        )
 
 
 @case("put-s3-small", REMOTE, "2,000 x 16 KiB → SeaweedFS (S3)")

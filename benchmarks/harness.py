@@ -211,11 +211,19 @@ class Context:
         usage_path = self.work / "usage.json"
         usage_path.unlink(missing_ok=True)
         launcher = [self.python, "-I", "-S", str(_LAUNCHER), str(usage_path), "--", *cmd]
-        with open(err_path, "wb") as err, (
-            open(os.devnull, "wb") if discard_output else open(out_path, "wb")
-        ) as out:
-            proc = subprocess.Popen(launcher, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=err, cwd=cwd, start_new_session=True)
+        with (
+            open(err_path, "wb") as err,
+            open(os.devnull, "wb") if discard_output else open(out_path, "wb") as out,
+        ):
+            proc = subprocess.Popen(
+                launcher,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=cwd,
+                start_new_session=True,
+            )
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -225,8 +233,9 @@ class Context:
         stdout = "" if discard_output else out_path.read_text(errors="replace")
         stderr = err_path.read_text(errors="replace")
         if proc.returncode != 0 or not usage_path.exists():
-            raise BenchError(f"launcher failed (exit {proc.returncode}): {' '.join(cmd)}\n"
-                             f"{stderr[-2000:]}")
+            raise BenchError(
+                f"launcher failed (exit {proc.returncode}): {' '.join(cmd)}\n{stderr[-2000:]}"
+            )
         usage = json.loads(usage_path.read_text())
         if usage["returncode"] != 0:
             raise BenchError(
@@ -247,11 +256,18 @@ class Context:
 
     def setup(self, cmd: Sequence[str], env: dict[str, str]) -> str:
         """An untimed command (provider registration, seeding…); its stdout."""
-        done = subprocess.run(list(cmd), env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=600)
+        done = subprocess.run(
+            list(cmd),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if done.returncode != 0:
-            raise BenchError(f"setup failed (exit {done.returncode}): {' '.join(cmd)}\n"
-                             f"{done.stderr[-2000:]}")
+            raise BenchError(
+                f"setup failed (exit {done.returncode}): {' '.join(cmd)}\n{done.stderr[-2000:]}"
+            )
         return done.stdout
 
 

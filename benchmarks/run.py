@@ -69,15 +69,28 @@ def select(only: list[str]) -> list[Case]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    ap.add_argument("--only", action="append", default=[], metavar="NAME",
-                    help="a case or group (repeatable, or comma-separated); see --list")
+    ap.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a case or group (repeatable, or comma-separated); see --list",
+    )
     ap.add_argument("--quick", action="store_true", help="one repetition instead of 3")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("--no-docs", action="store_true", help="write the JSON only")
-    ap.add_argument("--tmp", type=Path, default=None,
-                    help="scratch directory (default: the system temp dir); needs ~2.5 GB free")
-    ap.add_argument("--render", type=Path, metavar="RESULTS_JSON",
-                    help="regenerate docs/benchmarks.md from a results file; run nothing")
+    ap.add_argument(
+        "--tmp",
+        type=Path,
+        default=None,
+        help="scratch directory (default: the system temp dir); needs ~2.5 GB free",
+    )
+    ap.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="regenerate docs/benchmarks.md from a results file; run nothing",
+    )
     args = ap.parse_args(argv)
     order = list(dict.fromkeys(c.group.key for c in ordered_cases()))
     if args.render:
@@ -94,23 +107,35 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     repeats = 1 if args.quick else FULL_REPEATS
     info = RunInfo(
-        started=started.strftime("%Y-%m-%d %H:%M UTC"), quick=args.quick, repeats=repeats,
+        started=started.strftime("%Y-%m-%d %H:%M UTC"),
+        quick=args.quick,
+        repeats=repeats,
         machine=machine_info(cdir, rclone, python),
         argv=["python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])],
     )
-    print(f"benchmarks: {len(cases)} case(s), {repeats} repetition(s); "
-          f"{info.machine['cdir']}, {info.machine['rclone']}", flush=True)
+    print(
+        f"benchmarks: {len(cases)} case(s), {repeats} repetition(s); "
+        f"{info.machine['cdir']}, {info.machine['rclone']}",
+        flush=True,
+    )
     results: list[CaseResult] = []
     root = Path(tempfile.mkdtemp(prefix="cdir-bench-", dir=args.tmp))
     try:
         for c in cases:
-            res = CaseResult(c, load_before=os.getloadavg()[0], measured=info.started,
-                             quick=args.quick)
+            res = CaseResult(
+                c, load_before=os.getloadavg()[0], measured=info.started, quick=args.quick
+            )
             work = root / c.name
             work.mkdir()
-            ctx = Context(repeats=repeats, quick=args.quick, work=work, cdir=cdir,
-                          rclone=rclone, python=python,
-                          log=lambda msg: print(msg, flush=True))
+            ctx = Context(
+                repeats=repeats,
+                quick=args.quick,
+                work=work,
+                cdir=cdir,
+                rclone=rclone,
+                python=python,
+                log=lambda msg: print(msg, flush=True),
+            )
             print(f"[{c.name}] {c.help}", flush=True)
             t0 = time.perf_counter()
             try:
@@ -126,19 +151,32 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(work, ignore_errors=True)
             res.seconds = time.perf_counter() - t0
             for row in res.rows:
-                print(f"    {row.case}: cdir {_fmt(row.cdir)}  rclone {_fmt(row.rclone)}"
-                      + (f"  ratio {row.ratio:.2f}" if row.ratio is not None else ""), flush=True)
+                print(
+                    f"    {row.case}: cdir {_fmt(row.cdir)}  rclone {_fmt(row.rclone)}"
+                    + (f"  ratio {row.ratio:.2f}" if row.ratio is not None else ""),
+                    flush=True,
+                )
             results.append(res)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(json.dumps({
-        "started": started.isoformat(), "finished": datetime.now(UTC).isoformat(),
-        "quick": args.quick, "repeats": repeats, "argv": info.argv, "machine": info.machine,
-        "cases": [r.to_json() for r in results],
-    }, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "started": started.isoformat(),
+                "finished": datetime.now(UTC).isoformat(),
+                "quick": args.quick,
+                "repeats": repeats,
+                "argv": info.argv,
+                "machine": info.machine,
+                "cases": [r.to_json() for r in results],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"results: {out}")
     if not args.no_docs:
         update_doc(results, info, order)
