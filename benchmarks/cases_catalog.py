@@ -1,4 +1,4 @@
-"""Catalog reads on a generated 1 M-entry catalog, and the CLI's cold start."""
+"""Catalog reads on a generated 1 M-entry catalog."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from benchmarks.harness import (
     Row,
     Series,
     case,
-    human_bytes,
     removed_after,
+    timed,
+    usage_note,
 )
 
 CATALOG = Group(
@@ -31,26 +32,6 @@ CATALOG = Group(
     'catalog, so the ratio is "-"; `rclone lsf` of a local folder is a reference only.',
     rank=30,
 )
-
-STARTUP = Group(
-    "startup",
-    "CLI cold start",
-    "A fresh process each time on a tiny catalog (two directories): what every command pays "
-    "before doing anything. The interpreter alone and `rclone version` are references.",
-    rank=40,
-)
-
-
-def _timed(ctx: Context, cmd: list[str], env: dict[str, str], series: Series) -> None:
-    """One timed run, stdout to /dev/null (the terminal is not what is measured)."""
-    series.command = series.command or [a.replace(str(ctx.work), "$WORK") for a in cmd]
-    series.samples.append(ctx.measure(cmd, env, discard_output=True).sample)
-
-
-def _rss(series: Series | None) -> str:
-    if not series or not series.samples:
-        return ""
-    return f"peak RSS {human_bytes(series.max_rss_kib * 1024)}, {series.cpu_median:.2f} s CPU"
 
 
 @case("catalog", CATALOG, "search and ls on a generated 1 M-entry catalog (+ rclone lsf reference)")
@@ -104,52 +85,14 @@ def catalog_reads(ctx: Context) -> list[Row]:
             for label, args, _lines, _note in plan:  # interleaved: load drifts hit all alike
                 series = rows[label].cdir
                 assert series is not None
-                _timed(ctx, ctx.cdir_cmd(*args), env, series)
-            _timed(ctx, lsf_cmd, ctx.rclone_env(), lsf.rclone)
+                timed(ctx, ctx.cdir_cmd(*args), env, series)
+            timed(ctx, lsf_cmd, ctx.rclone_env(), lsf.rclone)
         for label, _args, _lines, note in plan:
-            rows[label].notes += [note, _rss(rows[label].cdir)]
+            rows[label].notes += [note, usage_note(rows[label].cdir)]
         first = rows[plan[0][0]]
         first.notes.append(
             f"catalog: {shape.entries:,} entries, {shape.replicas:,} replicas, "
             f"generated in {shape.seconds:.0f} s (untimed)"
         )
-        lsf.notes.append(_rss(lsf.rclone).replace("peak", "rclone peak"))
+        lsf.notes.append(usage_note(lsf.rclone).replace("peak", "rclone peak"))
         return [*rows.values(), lsf]
-
-
-@case("startup", STARTUP, "cdir --version and cdir ls / on a tiny catalog, 10 times each")
-def startup(ctx: Context) -> list[Row]:
-    repeats = 1 if ctx.quick else 10
-    home = ctx.scratch("cdir-home")
-    with removed_after(home):
-        ctx.setup(ctx.cdir_cmd("mkdir", "/docs", "/photos"), ctx.cdir_env(home))
-        plan: list[tuple[Row, list[str], dict[str, str], str]] = []
-        for label, cmd, tool in (
-            ("cdir --version", ctx.cdir_cmd("--version"), "cdir"),
-            ("cdir ls / (tiny catalog)", ctx.cdir_cmd("ls", "/"), "cdir"),
-            (
-                "reference: python -c pass (the interpreter alone)",
-                [ctx.python, "-c", "pass"],
-                "cdir",
-            ),
-            ("reference: rclone version", ctx.rclone_cmd("version"), "rclone"),
-        ):
-            row = Row(
-                label,
-                Series([]) if tool == "cdir" else None,
-                Series([]) if tool == "rclone" else None,
-            )
-            env = ctx.cdir_env(home) if tool == "cdir" else ctx.rclone_env()
-            plan.append((row, cmd, env, tool))
-        for _row, cmd, e, _tool in plan:
-            ctx.setup(cmd, e)  # untimed warm-up: imports and binaries in the page cache
-        for i in range(repeats):
-            if i == 0:
-                ctx.log(f"  startup: {repeats} repetitions")
-            for row, cmd, e, tool in plan:
-                series = row.cdir if tool == "cdir" else row.rclone
-                assert series is not None
-                _timed(ctx, cmd, e, series)
-        for row, _cmd, _e, tool in plan:
-            row.notes.append(_rss(row.cdir if tool == "cdir" else row.rclone))
-        return [row for row, *_ in plan]

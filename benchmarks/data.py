@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,16 +15,20 @@ from benchmarks.harness import MiB
 
 
 def make_small_files(
-    root: Path, count: int, size: int, top: int = 4, sub: int = 4
+    root: Path, count: int, size: int, top: int = 4, sub: int = 4, seed: int | None = None
 ) -> tuple[int, int]:
     """`count` files of `size` random bytes spread over a `top` x `sub` tree (top + top*sub
-    directories: 20 by default). Returns (files, bytes)."""
+    directories: 20 by default). Returns (files, bytes).
+
+    With a `seed` the bytes are pseudo-random from it: the same tree, byte for byte, on every
+    run and machine (still incompressible); without one they come from os.urandom."""
     leaves = [root / f"dir{t:02d}" / f"sub{s:02d}" for t in range(top) for s in range(sub)]
     for leaf in leaves:
         leaf.mkdir(parents=True)
+    randbytes = os.urandom if seed is None else random.Random(seed).randbytes
     for i in range(count):
         # random bytes: nothing on the way (compression, dedup) gets an easy ride
-        (leaves[i % len(leaves)] / f"file-{i:05d}.bin").write_bytes(os.urandom(size))
+        (leaves[i % len(leaves)] / f"file-{i:05d}.bin").write_bytes(randbytes(size))
     return count, count * size
 
 

@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import REGISTRY, Case, Group, Row, Sample, Series, ordered_cases
+from benchmarks.harness import (
+    REGISTRY,
+    Case,
+    Column,
+    Group,
+    Row,
+    Sample,
+    Series,
+    ordered_cases,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -59,7 +69,15 @@ def case_result(d: dict[str, Any], measured: str = "", quick: bool = False) -> C
     if d["name"] not in REGISTRY:
         return None
     rows = [
-        Row(r["case"], _series(r["cdir"]), _series(r["rclone"]), r["notes"], r["error"])
+        Row(
+            r["case"],
+            _series(r["cdir"]),
+            _series(r["rclone"]),
+            r["notes"],
+            r["error"],
+            r.get("values") or {},
+            r.get("kind", "row"),
+        )
         for r in d["rows"]
     ]
     return CaseResult(
@@ -87,7 +105,8 @@ def _secs(x: float) -> str:
     return f"{x:.3f}" if x < 1 else f"{x:.2f}" if x < 100 else f"{x:.0f}"
 
 
-def _cell(s: Series | None) -> str:
+def seconds_cell(s: Series | None) -> str:
+    """Median seconds, the min in brackets when there were several runs; "-" for none."""
     if not s or not s.samples:
         return "-"
     if len(s.samples) == 1:
@@ -95,30 +114,59 @@ def _cell(s: Series | None) -> str:
     return f"{_secs(s.median)} ({_secs(s.min)})"
 
 
+def value_cell(key: str, fmt: str = "{}") -> Callable[[Row], str]:
+    """A column showing `row.values[key]` formatted with `fmt`; "-" when the row has none."""
+
+    def cell(row: Row) -> str:
+        value = row.values.get(key)
+        return "-" if value is None else fmt.format(value)
+
+    return cell
+
+
+def _ratio(row: Row) -> str:
+    return "-" if row.ratio is None else f"{row.ratio:.2f}"
+
+
+STANDARD_COLUMNS = (
+    Column("cdir seconds", lambda row: seconds_cell(row.cdir)),
+    Column("rclone seconds", lambda row: seconds_cell(row.rclone)),
+    Column("ratio cdir/rclone", _ratio),
+)
+
+
 def _esc(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _table(results: list[CaseResult]) -> list[str]:
+def _notes(row: Row) -> str:
+    notes = "; ".join(n for n in row.notes if n)
+    return f"failed: {row.error}; {notes}" if row.error else notes
+
+
+def _table(group: Group, results: list[CaseResult]) -> list[str]:
+    """The group's table, then the list of its "note" rows (if any) under it."""
+    columns = group.columns or STANDARD_COLUMNS
     out = [
-        "| case | cdir seconds | rclone seconds | ratio cdir/rclone | notes |",
-        "|---|--:|--:|--:|---|",
+        "| " + " | ".join([group.first, *(c.header for c in columns), "notes"]) + " |",
+        "|" + "|".join(["---", *("--:" if c.right else "---" for c in columns), "---"]) + "|",
     ]
+    listed: list[str] = []
     for res in results:
         if res.skipped or res.error:
             status = f"not run: {res.skipped}" if res.skipped else f"failed: {res.error}"
-            out.append(f"| {_esc(res.case.help)} | - | - | - | {_esc(status)} |")
+            dashes = " | ".join("-" for _ in columns)
+            out.append(f"| {_esc(res.case.help)} | {dashes} | {_esc(status)} |")
             continue
         for row in res.rows:
-            ratio = "-" if row.ratio is None else f"{row.ratio:.2f}"
-            notes = "; ".join(n for n in row.notes if n)
-            if row.error:
-                notes = f"failed: {row.error}; {notes}"
-            out.append(
-                f"| {_esc(row.case)} | {_cell(row.cdir)} | {_cell(row.rclone)} | {ratio} "
-                f"| {_esc(notes)} |"
-            )
-    return out
+            if row.kind == "note":
+                listed.append(
+                    f"- {_esc(row.case)}" + (f": {_esc(_notes(row))}" if row.notes else "")
+                )
+                continue
+            cells = " | ".join(_esc(c.cell(row)) for c in columns)
+            out.append(f"| {_esc(row.case)} | {cells} | {_esc(_notes(row))} |")
+    return [*out, "", *listed] if listed else out
 
 
 def group_block(group: Group, results: list[CaseResult]) -> str:
@@ -131,7 +179,8 @@ def group_block(group: Group, results: list[CaseResult]) -> str:
         if s and s.samples
     }
     n = "/".join(str(c) for c in sorted(counts)) or "0"
-    reps = "1 run" if counts == {1} else f"median of {n} runs (min in brackets)"
+    reps = "1 run" if counts == {1} else f"median of {n} runs"
+    reps += " (min in brackets)" if group.shows_min and counts != {1} else ""
     reps += " (--quick)" if any(r.quick for r in results) else ""
     times = list(dict.fromkeys(r.measured for r in results if r.measured))
     when = (
@@ -150,7 +199,7 @@ def group_block(group: Group, results: list[CaseResult]) -> str:
         "",
         group.about,
         "",
-        *_table(results),
+        *_table(group, results),
         "",
         f"_Measured {when}, {reps}; 1-minute load average when each case started: {loads}._",
         f"<!-- benchmarks:data {data} -->",

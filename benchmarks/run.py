@@ -21,8 +21,14 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import cases_catalog, cases_cloud, cases_put  # noqa: F401 - registers the cases
-from benchmarks.harness import Case, Context, Skip, find_tool, ordered_cases
+from benchmarks import (  # noqa: F401 - registers the cases
+    cases_catalog,
+    cases_churn,
+    cases_cloud,
+    cases_put,
+    cases_startup,
+)
+from benchmarks.harness import Case, Context, Row, Skip, find_tool, ordered_cases
 from benchmarks.report import RESULTS, CaseResult, RunInfo, load_results, update_doc
 
 FULL_REPEATS = 3
@@ -100,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.list:
         for c in ordered_cases():
-            print(f"{c.name:20} {c.group.key:11} {c.help}")
+            print(f"{c.name:20} {c.group.key:16} {c.help}")
         return 0
     cases = select(args.only)
     cdir, rclone, python = find_tool("cdir"), find_tool("rclone"), sys.executable
@@ -151,11 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(work, ignore_errors=True)
             res.seconds = time.perf_counter() - t0
             for row in res.rows:
-                print(
-                    f"    {row.case}: cdir {_fmt(row.cdir)}  rclone {_fmt(row.rclone)}"
-                    + (f"  ratio {row.ratio:.2f}" if row.ratio is not None else ""),
-                    flush=True,
-                )
+                print(f"    {_line(row)}", flush=True)
             results.append(res)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -182,6 +184,22 @@ def main(argv: list[str] | None = None) -> int:
         update_doc(results, info, order)
         print("docs: docs/benchmarks.md updated")
     return 1 if any(r.error for r in results) else 0
+
+
+def _line(row: Row) -> str:
+    """A row for the console: its timings, or its figures, or its notes."""
+    if row.kind == "note":
+        return f"{row.case}: {'; '.join(row.notes)}"
+    line = f"{row.case}:"
+    if row.cdir or row.rclone:
+        line += f" cdir {_fmt(row.cdir)}  rclone {_fmt(row.rclone)}"
+    if row.ratio is not None:
+        line += f"  ratio {row.ratio:.2f}"
+    if row.values:
+        line += "  " + " ".join(f"{k}={v}" for k, v in row.values.items())
+    if row.error:
+        line += f"  FAILED: {row.error}"
+    return line
 
 
 def _fmt(series: object) -> str:
