@@ -33,6 +33,8 @@ FILES, SIZE = 3000, 4 * KiB
 SEED = 3000
 ROUNDS = 10
 PROVIDER = "churn"
+# what is run as the garbage collection (no options: whatever its defaults are)
+GC = ("gc",)
 
 
 def _bytes_cell(row: Row) -> str:
@@ -143,7 +145,7 @@ def _churn(ctx: Context, src: Path, env: dict[str, str]) -> float:
 
 def _has_gc(ctx: Context, env: dict[str, str]) -> bool:
     try:
-        ctx.setup(ctx.cdir_cmd("gc", "--help"), env)
+        ctx.setup(ctx.cdir_cmd(GC[0], "--help"), env)
     except BenchError:
         return False
     return True
@@ -222,9 +224,9 @@ def catalog_churn(ctx: Context) -> list[Row]:
             shutil.copytree(churned.home, gced.home)
             genv = ctx.cdir_env(gced.home)
             try:
-                gc = ctx.measure(ctx.cdir_cmd("gc"), genv)
+                gc = ctx.measure(ctx.cdir_cmd(*GC), genv)
             except BenchError as exc:
-                gc_row.error = f"cdir gc: {str(exc).splitlines()[0]}"
+                gc_row.error = f"cdir {' '.join(GC)}: {str(exc).splitlines()[0]}"
             else:
                 gced.save()
                 gc_row.values = catalog_stats(gced.db)
