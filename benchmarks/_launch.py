@@ -22,12 +22,15 @@ def main() -> int:
     _, status, usage = os.wait4(pid, 0)
     seconds = time.perf_counter() - t0
     with open(out, "w") as f:
-        json.dump({
-            "seconds": seconds,
-            "returncode": os.waitstatus_to_exitcode(status),
-            "cpu_seconds": usage.ru_utime + usage.ru_stime,
-            "max_rss_kib": usage.ru_maxrss,
-        }, f)
+        json.dump(
+            {
+                "seconds": seconds,
+                "returncode": os.waitstatus_to_exitcode(status),
+                "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                "max_rss_kib": usage.ru_maxrss,
+            },
+            f,
+        )
     return 0
 
 

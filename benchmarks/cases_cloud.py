@@ -46,8 +46,11 @@ def _azure(ctx: Context, mod: Any) -> Iterator[tuple[dict[str, Any], dict[str, s
     """A fresh Azurite on disk (memory mode cannot hold big files): (provider_config,
     rclone env for remote AZDST); the store is deleted after."""
     store = ctx.scratch("azurite")
-    kwargs = {"location": store} if "location" in inspect.signature(
-        mod.azure_server_running).parameters else {}
+    kwargs = (
+        {"location": store}
+        if "location" in inspect.signature(mod.azure_server_running).parameters
+        else {}
+    )
     with removed_after(store), mod.azure_server_running(**kwargs) as server:
         yield mod.provider_config(server), mod.rclone_env(server, "AZDST")
 
@@ -66,8 +69,10 @@ def _s3_to_azure(ctx: Context, big: bool) -> list[Row]:
             s3cfg = s3mod.provider_config(s3)
             s3env = s3mod.rclone_env(s3, "S3SRC")
             source = f"S3SRC:{s3cfg['root']}/bench"
-            ctx.setup(ctx.rclone_cmd("copy", str(src), source, "--transfers", PARALLEL),
-                      ctx.rclone_env(**s3env))
+            ctx.setup(
+                ctx.rclone_cmd("copy", str(src), source, "--transfers", PARALLEL),
+                ctx.rclone_env(**s3env),
+            )
             shutil.rmtree(src)  # the S3 copy is the source now: one less GiB on disk
             cdir_s, rclone_s = Series([]), Series([])
             row = Row(f"copy {label}", cdir_s, rclone_s)
@@ -81,18 +86,26 @@ def _s3_to_azure(ctx: Context, big: bool) -> list[Row]:
                     out = ctx.setup(ctx.cdir_cmd("scan", "s3src"), env)
                     if not re.search(rf"\b{files} file\(s\)", out):
                         raise BenchError(f"cdir scan did not find the {files} files: {out}")
-                    cmd = ctx.cdir_cmd("replicate", "/bench", "-r", "--to", "azdst",
-                                       "--parallel", PARALLEL)
+                    cmd = ctx.cdir_cmd(
+                        "replicate", "/bench", "-r", "--to", "azdst", "--parallel", PARALLEL
+                    )
                     record(cdir_s, ctx, cmd, ctx.measure(cmd, env).sample)
-                    check_copy(ctx, f"AZDST:{azcfg['root']}/bench", ctx.rclone_env(**azenv),
-                               files, size, "cdir replicate")
+                    check_copy(
+                        ctx,
+                        f"AZDST:{azcfg['root']}/bench",
+                        ctx.rclone_env(**azenv),
+                        files,
+                        size,
+                        "cdir replicate",
+                    )
 
             def run_rclone() -> None:
                 with _azure(ctx, azmod) as (azcfg, azenv):
                     dest = f"AZDST:{azcfg['root']}/bench"
                     env = ctx.rclone_env(**s3env, **azenv)
-                    cmd = ctx.rclone_cmd("copy", source, dest, "--transfers", PARALLEL,
-                                         "--checkers", PARALLEL)
+                    cmd = ctx.rclone_cmd(
+                        "copy", source, dest, "--transfers", PARALLEL, "--checkers", PARALLEL
+                    )
                     record(rclone_s, ctx, cmd, ctx.measure(cmd, env).sample)
                     check_copy(ctx, dest, env, files, size, "rclone copy")
 

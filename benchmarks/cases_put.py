@@ -7,6 +7,11 @@ from benchmarks.harness import Context, GiB, Group, KiB, MiB, Row, case, removed
 from benchmarks.puts import local_destination, put_rows, server_destination
 
 SMALL_COUNT, SMALL_SIZE = 2000, 16 * KiB
+MANY_COUNT, MANY_SIZE = 20_000, 4 * KiB
+MANY_TOP = MANY_SUB = 10  # 110 directories, ~180 files in each of the 100 leaves
+MANY_SEED = 20_000
+# the targets of put-local-many (docs/benchmarks.md): cdir/rclone at most this
+MANY_TARGET_PUT, MANY_TARGET_RERUN = 1.5, 1.0
 
 LOCAL = Group(
     "put-local",
@@ -36,6 +41,19 @@ def put_local_small(ctx: Context) -> list[Row]:
         return put_rows(ctx, src, expected, local_destination, "2,000 x 16 KiB", rerun=True)
 
 
+@case("put-local-many", LOCAL, "20,000 x 4 KiB in 110 dirs, local → local, and a re-run")
+def put_local_many(ctx: Context) -> list[Row]:
+    src = ctx.scratch("src")
+    with removed_after(src):
+        expected = make_small_files(
+            src, MANY_COUNT, MANY_SIZE, top=MANY_TOP, sub=MANY_SUB, seed=MANY_SEED
+        )
+        put, rerun = put_rows(ctx, src, expected, local_destination, "20,000 x 4 KiB", rerun=True)
+        put.notes.insert(0, f"target ≤ {MANY_TARGET_PUT:.1f}x rclone")
+        rerun.notes.insert(0, f"target ≤ {MANY_TARGET_RERUN:.1f}x rclone")
+        return [put, rerun]
+
+
 @case("put-local-big", LOCAL, "1 x 256 MiB, local → local, and a re-run")
 def put_local_big(ctx: Context) -> list[Row]:
     src = ctx.scratch("src")
@@ -55,8 +73,9 @@ def _remote(ctx: Context, kind: str, label: str, big: bool) -> list[Row]:
         else:
             expected = make_small_files(src, SMALL_COUNT, SMALL_SIZE)
             what = "2,000 x 16 KiB"
-        return put_rows(ctx, src, expected, destination, f"{what} → {label}", rerun=False,
-                        notes=notes)
+        return put_rows(
+            ctx, src, expected, destination, f"{what} → {label}", rerun=False, notes=notes
+        )
 
 
 @case("put-s3-small", REMOTE, "2,000 x 16 KiB → SeaweedFS (S3)")

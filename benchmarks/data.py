@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,16 +14,21 @@ from typing import Any
 from benchmarks.harness import MiB
 
 
-def make_small_files(root: Path, count: int, size: int, top: int = 4,
-                     sub: int = 4) -> tuple[int, int]:
+def make_small_files(
+    root: Path, count: int, size: int, top: int = 4, sub: int = 4, seed: int | None = None
+) -> tuple[int, int]:
     """`count` files of `size` random bytes spread over a `top` x `sub` tree (top + top*sub
-    directories: 20 by default). Returns (files, bytes)."""
+    directories: 20 by default). Returns (files, bytes).
+
+    With a `seed` the bytes are pseudo-random from it: the same tree, byte for byte, on every
+    run and machine (still incompressible); without one they come from os.urandom."""
     leaves = [root / f"dir{t:02d}" / f"sub{s:02d}" for t in range(top) for s in range(sub)]
     for leaf in leaves:
         leaf.mkdir(parents=True)
+    randbytes = os.urandom if seed is None else random.Random(seed).randbytes
     for i in range(count):
         # random bytes: nothing on the way (compression, dedup) gets an easy ride
-        (leaves[i % len(leaves)] / f"file-{i:05d}.bin").write_bytes(os.urandom(size))
+        (leaves[i % len(leaves)] / f"file-{i:05d}.bin").write_bytes(randbytes(size))
     return count, count * size
 
 
@@ -132,12 +138,38 @@ def generate_catalog(url: str, batch: int = 50_000) -> CatalogShape:
     now_db = bound(entry_t.c.updated_at, now)
     meta_db = bound(entry_t.c.meta, {})
     checked_db = bound(replica_t.c.last_checked, now)
-    entry_sql = str(insert(entry_t).compile(dialect=dialect, column_keys=[
-        "id", "dirname", "basename", "kind", "size", "mtime_ns", "generation", "meta",
-        "updated_at"]))
-    replica_sql = str(insert(replica_t).compile(dialect=dialect, column_keys=[
-        "entry_id", "provider_id", "remote_path", "size", "mtime_ns", "fingerprint",
-        "generation", "state", "last_checked"]))
+    entry_sql = str(
+        insert(entry_t).compile(
+            dialect=dialect,
+            column_keys=[
+                "id",
+                "dirname",
+                "basename",
+                "kind",
+                "size",
+                "mtime_ns",
+                "generation",
+                "meta",
+                "updated_at",
+            ],
+        )
+    )
+    replica_sql = str(
+        insert(replica_t).compile(
+            dialect=dialect,
+            column_keys=[
+                "entry_id",
+                "provider_id",
+                "remote_path",
+                "size",
+                "mtime_ns",
+                "fingerprint",
+                "generation",
+                "state",
+                "last_checked",
+            ],
+        )
+    )
     if "?" not in entry_sql:
         raise SystemExit("the catalog generator supports SQLite catalogs only")
     entries: list[tuple[Any, ...]] = []
@@ -145,20 +177,33 @@ def generate_catalog(url: str, batch: int = 50_000) -> CatalogShape:
     n_entries = n_files = 0
     try:
         with db.engine.begin() as conn:
-            conn.execute(insert(Provider.__table__), [{  # type: ignore[attr-defined]
-                "id": 1, "name": "gen", "kind": "local", "root": "/nonexistent", "options": {},
-                "priority": 0, "enabled": True, "created_at": now,
-            }])
+            conn.execute(
+                insert(Provider.__table__),  # type: ignore[attr-defined]
+                [
+                    {
+                        "id": 1,
+                        "name": "gen",
+                        "kind": "local",
+                        "root": "/nonexistent",
+                        "options": {},
+                        "priority": 0,
+                        "enabled": True,
+                        "created_at": now,
+                    }
+                ],
+            )
         for ident, dirname, basename, kind, size, mtime_ns in _entries():
             is_file = kind == "file"
-            entries.append((ident, dirname, basename, kind, size, mtime_ns, int(is_file),
-                            meta_db, now_db))
+            entries.append(
+                (ident, dirname, basename, kind, size, mtime_ns, int(is_file), meta_db, now_db)
+            )
             n_entries += 1
             if is_file:
                 n_files += 1
                 path = f"{dirname}/{basename}"[1:]
-                replicas.append((ident, 1, path, size, mtime_ns, f"{size}:{mtime_ns}", 1,
-                                 "current", checked_db))
+                replicas.append(
+                    (ident, 1, path, size, mtime_ns, f"{size}:{mtime_ns}", 1, "current", checked_db)
+                )
             if len(entries) >= batch:
                 _flush(db, entry_sql, entries, replica_sql, replicas)
         _flush(db, entry_sql, entries, replica_sql, replicas)
@@ -166,13 +211,22 @@ def generate_catalog(url: str, batch: int = 50_000) -> CatalogShape:
         db.close()
     matches = sum(1 for i in range(_tree_files()) if (i * 7919) % NAME_BUCKETS == SEARCH_BUCKET)
     return CatalogShape(
-        entries=n_entries, files=n_files, dirs=n_entries - n_files, replicas=n_files,
-        pattern_matches=matches, seconds=time.perf_counter() - t0,
+        entries=n_entries,
+        files=n_files,
+        dirs=n_entries - n_files,
+        replicas=n_files,
+        pattern_matches=matches,
+        seconds=time.perf_counter() - t0,
     )
 
 
-def _flush(db: Any, entry_sql: str, entries: list[tuple[Any, ...]], replica_sql: str,
-           replicas: list[tuple[Any, ...]]) -> None:
+def _flush(
+    db: Any,
+    entry_sql: str,
+    entries: list[tuple[Any, ...]],
+    replica_sql: str,
+    replicas: list[tuple[Any, ...]],
+) -> None:
     with db.engine.begin() as conn:
         conn.exec_driver_sql("PRAGMA synchronous=OFF")  # generation only; cdir sets its own
         if entries:

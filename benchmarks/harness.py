@@ -78,13 +78,19 @@ class Series:
 
 @dataclass
 class Row:
-    """One line of a results table: cdir and/or rclone doing the same thing."""
+    """One line of a results table: cdir and/or rclone doing the same thing.
+
+    A group with columns of its own (`Group.columns`) can show `values` too: figures that are
+    not timings (a catalog's size, a module's import time), JSON scalars kept with the results.
+    A row of kind "note" is no table line but an item of the list under the table."""
 
     case: str
     cdir: Series | None = None
     rclone: Series | None = None
     notes: list[str] = field(default_factory=list)
     error: str | None = None  # set when the case failed; the row then shows it
+    values: dict[str, Any] = field(default_factory=dict)
+    kind: str = "row"  # or "note"
 
     @property
     def ratio(self) -> float | None:
@@ -100,7 +106,18 @@ class Row:
             "ratio": None if self.ratio is None else round(self.ratio, 3),
             "notes": self.notes,
             "error": self.error,
+            "values": self.values,
+            "kind": self.kind,
         }
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a table with a shape of its own: its header and what a row shows in it."""
+
+    header: str
+    cell: Callable[[Row], str]
+    right: bool = True  # figures right-aligned; text columns say False
 
 
 @dataclass(frozen=True)
@@ -111,6 +128,11 @@ class Group:
     title: str
     about: str  # one paragraph above the table: what is measured and how
     rank: int  # order of the tables in the doc, and of the runs
+    # the columns between the first (the row's `case`) and the last (its notes); empty: cdir
+    # seconds, rclone seconds and their ratio, the shape of every cdir-against-rclone table
+    columns: tuple[Column, ...] = ()
+    first: str = "case"  # the first column's header
+    shows_min: bool = True  # its seconds are "median (min)" (False: figures are medians only)
 
 
 @dataclass(frozen=True)
@@ -211,11 +233,19 @@ class Context:
         usage_path = self.work / "usage.json"
         usage_path.unlink(missing_ok=True)
         launcher = [self.python, "-I", "-S", str(_LAUNCHER), str(usage_path), "--", *cmd]
-        with open(err_path, "wb") as err, (
-            open(os.devnull, "wb") if discard_output else open(out_path, "wb")
-        ) as out:
-            proc = subprocess.Popen(launcher, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=err, cwd=cwd, start_new_session=True)
+        with (
+            open(err_path, "wb") as err,
+            open(os.devnull, "wb") if discard_output else open(out_path, "wb") as out,
+        ):
+            proc = subprocess.Popen(
+                launcher,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=cwd,
+                start_new_session=True,
+            )
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -225,8 +255,9 @@ class Context:
         stdout = "" if discard_output else out_path.read_text(errors="replace")
         stderr = err_path.read_text(errors="replace")
         if proc.returncode != 0 or not usage_path.exists():
-            raise BenchError(f"launcher failed (exit {proc.returncode}): {' '.join(cmd)}\n"
-                             f"{stderr[-2000:]}")
+            raise BenchError(
+                f"launcher failed (exit {proc.returncode}): {' '.join(cmd)}\n{stderr[-2000:]}"
+            )
         usage = json.loads(usage_path.read_text())
         if usage["returncode"] != 0:
             raise BenchError(
@@ -247,11 +278,18 @@ class Context:
 
     def setup(self, cmd: Sequence[str], env: dict[str, str]) -> str:
         """An untimed command (provider registration, seeding…); its stdout."""
-        done = subprocess.run(list(cmd), env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=600)
+        done = subprocess.run(
+            list(cmd),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if done.returncode != 0:
-            raise BenchError(f"setup failed (exit {done.returncode}): {' '.join(cmd)}\n"
-                             f"{done.stderr[-2000:]}")
+            raise BenchError(
+                f"setup failed (exit {done.returncode}): {' '.join(cmd)}\n{done.stderr[-2000:]}"
+            )
         return done.stdout
 
 
@@ -315,3 +353,16 @@ def rss_note(row: Row) -> str:
             rss = human_bytes(s.max_rss_kib * KiB)
             parts.append(f"{label} {rss} RSS, {s.cpu_median:.2f} s CPU")
     return "; ".join(parts)
+
+
+def timed(ctx: Context, cmd: list[str], env: dict[str, str], series: Series) -> None:
+    """One timed run, stdout to /dev/null (the terminal is not what is measured)."""
+    series.command = series.command or [a.replace(str(ctx.work), "$WORK") for a in cmd]
+    series.samples.append(ctx.measure(cmd, env, discard_output=True).sample)
+
+
+def usage_note(series: Series | None) -> str:
+    """Peak RSS and median CPU time of one command's runs, for a row's notes."""
+    if not series or not series.samples:
+        return ""
+    return f"peak RSS {human_bytes(series.max_rss_kib * 1024)}, {series.cpu_median:.2f} s CPU"

@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import REGISTRY, Case, Group, Row, Sample, Series, ordered_cases
+from benchmarks.harness import (
+    REGISTRY,
+    Case,
+    Column,
+    Group,
+    Row,
+    Sample,
+    Series,
+    ordered_cases,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -58,10 +68,28 @@ def case_result(d: dict[str, Any], measured: str = "", quick: bool = False) -> C
     """A CaseResult from its JSON; None when the case is no longer registered."""
     if d["name"] not in REGISTRY:
         return None
-    rows = [Row(r["case"], _series(r["cdir"]), _series(r["rclone"]), r["notes"], r["error"])
-            for r in d["rows"]]
-    return CaseResult(REGISTRY[d["name"]], rows, d["seconds"], d["load_before"], d["error"],
-                      d["skipped"], d.get("measured") or measured, d.get("quick", quick))
+    rows = [
+        Row(
+            r["case"],
+            _series(r["cdir"]),
+            _series(r["rclone"]),
+            r["notes"],
+            r["error"],
+            r.get("values") or {},
+            r.get("kind", "row"),
+        )
+        for r in d["rows"]
+    ]
+    return CaseResult(
+        REGISTRY[d["name"]],
+        rows,
+        d["seconds"],
+        d["load_before"],
+        d["error"],
+        d["skipped"],
+        d.get("measured") or measured,
+        d.get("quick", quick),
+    )
 
 
 @dataclass
@@ -77,7 +105,8 @@ def _secs(x: float) -> str:
     return f"{x:.3f}" if x < 1 else f"{x:.2f}" if x < 100 else f"{x:.0f}"
 
 
-def _cell(s: Series | None) -> str:
+def seconds_cell(s: Series | None) -> str:
+    """Median seconds, the min in brackets when there were several runs; "-" for none."""
     if not s or not s.samples:
         return "-"
     if len(s.samples) == 1:
@@ -85,40 +114,82 @@ def _cell(s: Series | None) -> str:
     return f"{_secs(s.median)} ({_secs(s.min)})"
 
 
+def value_cell(key: str, fmt: str = "{}") -> Callable[[Row], str]:
+    """A column showing `row.values[key]` formatted with `fmt`; "-" when the row has none."""
+
+    def cell(row: Row) -> str:
+        value = row.values.get(key)
+        return "-" if value is None else fmt.format(value)
+
+    return cell
+
+
+def _ratio(row: Row) -> str:
+    return "-" if row.ratio is None else f"{row.ratio:.2f}"
+
+
+STANDARD_COLUMNS = (
+    Column("cdir seconds", lambda row: seconds_cell(row.cdir)),
+    Column("rclone seconds", lambda row: seconds_cell(row.rclone)),
+    Column("ratio cdir/rclone", _ratio),
+)
+
+
 def _esc(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _table(results: list[CaseResult]) -> list[str]:
+def _notes(row: Row) -> str:
+    notes = "; ".join(n for n in row.notes if n)
+    return f"failed: {row.error}; {notes}" if row.error else notes
+
+
+def _table(group: Group, results: list[CaseResult]) -> list[str]:
+    """The group's table, then the list of its "note" rows (if any) under it."""
+    columns = group.columns or STANDARD_COLUMNS
     out = [
-        "| case | cdir seconds | rclone seconds | ratio cdir/rclone | notes |",
-        "|---|--:|--:|--:|---|",
+        "| " + " | ".join([group.first, *(c.header for c in columns), "notes"]) + " |",
+        "|" + "|".join(["---", *("--:" if c.right else "---" for c in columns), "---"]) + "|",
     ]
+    listed: list[str] = []
     for res in results:
         if res.skipped or res.error:
             status = f"not run: {res.skipped}" if res.skipped else f"failed: {res.error}"
-            out.append(f"| {_esc(res.case.help)} | - | - | - | {_esc(status)} |")
+            dashes = " | ".join("-" for _ in columns)
+            out.append(f"| {_esc(res.case.help)} | {dashes} | {_esc(status)} |")
             continue
         for row in res.rows:
-            ratio = "-" if row.ratio is None else f"{row.ratio:.2f}"
-            notes = "; ".join(n for n in row.notes if n)
-            if row.error:
-                notes = f"failed: {row.error}; {notes}"
-            out.append(f"| {_esc(row.case)} | {_cell(row.cdir)} | {_cell(row.rclone)} | {ratio} "
-                       f"| {_esc(notes)} |")
-    return out
+            if row.kind == "note":
+                listed.append(
+                    f"- {_esc(row.case)}" + (f": {_esc(_notes(row))}" if row.notes else "")
+                )
+                continue
+            cells = " | ".join(_esc(c.cell(row)) for c in columns)
+            out.append(f"| {_esc(row.case)} | {cells} | {_esc(_notes(row))} |")
+    return [*out, "", *listed] if listed else out
 
 
 def group_block(group: Group, results: list[CaseResult]) -> str:
     loads = ", ".join(f"{r.load_before:.1f}" for r in results)
-    counts = {len(s.samples) for r in results for row in r.rows for s in (row.cdir, row.rclone)
-              if s and s.samples}
+    counts = {
+        len(s.samples)
+        for r in results
+        for row in r.rows
+        for s in (row.cdir, row.rclone)
+        if s and s.samples
+    }
     n = "/".join(str(c) for c in sorted(counts)) or "0"
-    reps = "1 run" if counts == {1} else f"median of {n} runs (min in brackets)"
+    reps = "1 run" if counts == {1} else f"median of {n} runs"
+    reps += " (min in brackets)" if group.shows_min and counts != {1} else ""
     reps += " (--quick)" if any(r.quick for r in results) else ""
     times = list(dict.fromkeys(r.measured for r in results if r.measured))
-    when = times[0] if len(times) == 1 else ", ".join(
-        f"{r.case.name} {r.measured or '?'}" for r in results) if times else "?"
+    when = (
+        times[0]
+        if len(times) == 1
+        else ", ".join(f"{r.case.name} {r.measured or '?'}" for r in results)
+        if times
+        else "?"
+    )
     # the cases' results ride along, invisible, so a later `--only` run of one case can redraw
     # the table with the others' last figures instead of dropping them
     data = json.dumps([r.to_json() for r in results], separators=(",", ":"), ensure_ascii=False)
@@ -128,7 +199,7 @@ def group_block(group: Group, results: list[CaseResult]) -> str:
         "",
         group.about,
         "",
-        *_table(results),
+        *_table(group, results),
         "",
         f"_Measured {when}, {reps}; 1-minute load average when each case started: {loads}._",
         f"<!-- benchmarks:data {data} -->",
@@ -138,29 +209,32 @@ def group_block(group: Group, results: list[CaseResult]) -> str:
 
 def machine_block(info: RunInfo) -> str:
     m = info.machine
-    return "\n".join([
-        "## Machine and method",
-        "",
-        f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram']} RAM, Linux {m['kernel']}; "
-        f"Python {m['python']}, {m['rclone']}, {m['cdir']}. **A shared 2-core machine**: other "
-        "engineers ran tests at the same time, so absolute figures are noisy; the ratios, taken "
-        "in the same run with both tools alternating, are the figures to read.",
-        f"- Last run: {info.started} (`{' '.join(info.argv)}`).",
-        "- Every timed command is a real subprocess: the `cdir` CLI as a user runs it (Python "
-        "start-up included) and the rclone binary. Wall time from spawn to exit, peak RSS and "
-        "CPU time of that process alone, read with `os.wait4` by a tiny launcher "
-        "(`benchmarks/_launch.py`): Linux keeps a process's peak RSS across `execve`, so a "
-        "command spawned straight from the runner would report the runner's peak.",
-        "- Same parallelism: `cdir … --parallel 4` against `rclone … --transfers 4 --checkers 4`. "
-        "Each repetition uses a fresh destination (and for cdir a fresh CDIR_HOME: catalog and "
-        "vault); the two tools alternate which goes first; `os.sync()` runs (untimed) before each "
-        "timed command so one command's writeback is not billed to the next. Sources are "
-        "random bytes made once per case, so both tools read them from the page cache.",
-        "- Each copy is checked afterwards with `rclone size` (file count and bytes); a re-run "
-        "must leave every destination file untouched (same inode, mtime, ctime).",
-        "- Seconds: median (min) of the repetitions; the ratio is median/median — lower is "
-        "better, below 1 cdir is faster.",
-    ])
+    return "\n".join(
+        [
+            "## Machine and method",
+            "",
+            f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram']} RAM, Linux {m['kernel']}; "
+            f"Python {m['python']}, {m['rclone']}, {m['cdir']}. **A shared 2-core machine**: "
+            "other engineers ran tests at the same time, so absolute figures are noisy; the "
+            "ratios, taken in the same run with both tools alternating, are the figures to read.",
+            f"- Last run: {info.started} (`{' '.join(info.argv)}`).",
+            "- Every timed command is a real subprocess: the `cdir` CLI as a user runs it (Python "
+            "start-up included) and the rclone binary. Wall time from spawn to exit, peak RSS and "
+            "CPU time of that process alone, read with `os.wait4` by a tiny launcher "
+            "(`benchmarks/_launch.py`): Linux keeps a process's peak RSS across `execve`, so a "
+            "command spawned straight from the runner would report the runner's peak.",
+            "- Same parallelism: `cdir … --parallel 4` against `rclone … --transfers 4 "
+            "--checkers 4`. Each repetition uses a fresh destination (and for cdir a fresh "
+            "CDIR_HOME: catalog and vault); the two tools alternate which goes first; "
+            "`os.sync()` runs (untimed) before each timed command so one command's writeback is "
+            "not billed to the next. Sources are random bytes made once per case, so both tools "
+            "read them from the page cache.",
+            "- Each copy is checked afterwards with `rclone size` (file count and bytes); a re-run "
+            "must leave every destination file untouched (same inode, mtime, ctime).",
+            "- Seconds: median (min) of the repetitions; the ratio is median/median — lower is "
+            "better, below 1 cdir is faster.",
+        ]
+    )
 
 
 def _marked(key: str, body: str) -> str:
@@ -187,8 +261,9 @@ Profiles of the cases where cdir is slower go here.
 """
 
 
-def update_doc(results: list[CaseResult], info: RunInfo, group_order: list[str],
-               doc: Path = DOC) -> None:
+def update_doc(
+    results: list[CaseResult], info: RunInfo, group_order: list[str], doc: Path = DOC
+) -> None:
     text = doc.read_text() if doc.exists() else SKELETON.format(machine=_marked("machine", ""))
     text = _replace_or_insert(text, "machine", machine_block(info), None)
     by_group: dict[str, list[CaseResult]] = {}
