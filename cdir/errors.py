@@ -86,9 +86,10 @@ class CatalogError(CdirError):
     pass
 
 
-class Interrupted(CdirError):
+class Interrupted(CdirError, KeyboardInterrupt):
     """A command stopped by Ctrl-C or SIGTERM after recording what the providers confirmed;
-    `report` (a schema.TransferReport) says what was done."""
+    `report` (a schema.TransferReport) says what was done. Still a KeyboardInterrupt, so
+    code that stops on one stops on this."""
 
     def __init__(self, message: str, report: object = None) -> None:
         super().__init__(message)
