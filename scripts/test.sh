@@ -8,4 +8,7 @@ cd "$(dirname "$0")/.."
 .venv/bin/python -m pip install -q -e '.[dev]'
 bash scripts/install-test-servers.sh
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy cdir
+.venv/bin/lint-imports
 exec .venv/bin/python -m pytest "$@"

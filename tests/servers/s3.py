@@ -88,17 +88,35 @@ def s3_server_running(bucket: str = "cdir-test") -> Iterator[S3Server]:
         (work / "logs").mkdir()
         s3 = free_port()
         admin = _admin_port()
-        ports = {name: free_port() for name in (
-            "s3.port.grpc", "master.port", "master.port.grpc", "volume.port",
-            "volume.port.grpc", "filer.port", "filer.port.grpc")}
+        ports = {
+            name: free_port()
+            for name in (
+                "s3.port.grpc",
+                "master.port",
+                "master.port.grpc",
+                "volume.port",
+                "volume.port.grpc",
+                "filer.port",
+                "filer.port.grpc",
+            )
+        }
         cmd = [
             weed_binary(),
             # logs to files: the server's stdout is a pipe nobody drains while it runs
-            f"-logdir={work / 'logs'}", "-alsologtostderr=false",
-            "mini", f"-dir={work / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
-            f"-s3.port={s3}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-            f"-admin.port={admin}", f"-admin.port.grpc={admin + 10000}",
+            f"-logdir={work / 'logs'}",
+            "-alsologtostderr=false",
+            "mini",
+            f"-dir={work / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-webdav=false",
+            "-admin.ui=false",
+            f"-s3.port={s3}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-admin.port={admin}",
+            f"-admin.port.grpc={admin + 10000}",
             # a missing bucket must stay missing (else the admin identity creates it on PUT)
             "-s3.autoCreateBucket=false",
             *(f"-{name}={port}" for name, port in ports.items()),
@@ -107,8 +125,13 @@ def s3_server_running(bucket: str = "cdir-test") -> Iterator[S3Server]:
         env = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
         with running(cmd, lambda: _healthy(s3), "SeaweedFS", env=env, cwd=work):
             server = S3Server(
-                endpoint=f"http://127.0.0.1:{s3}", port=s3, access_key=ACCESS_KEY,
-                secret_key=SECRET_KEY, region=REGION, bucket=bucket, data_dir=work / "data",
+                endpoint=f"http://127.0.0.1:{s3}",
+                port=s3,
+                access_key=ACCESS_KEY,
+                secret_key=SECRET_KEY,
+                region=REGION,
+                bucket=bucket,
+                data_dir=work / "data",
             )
             owner = server.provider(bucket)
             owner.client.create_bucket(Bucket=bucket)
@@ -130,8 +153,12 @@ def provider_config(server: S3Server, root: str | None = None) -> dict[str, Any]
     return {
         "kind": "s3",
         "root": root if root is not None else server.fresh_root(),
-        "options": {"preset": "seaweedfs", "endpoint_url": server.endpoint,
-                    "region": server.region, "addressing_style": "path"},
+        "options": {
+            "preset": "seaweedfs",
+            "endpoint_url": server.endpoint,
+            "region": server.region,
+            "addressing_style": "path",
+        },
         "secrets": {"access_key_id": server.access_key, "secret_access_key": server.secret_key},
     }
 

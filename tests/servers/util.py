@@ -57,8 +57,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str,
-               timeout: float = 30.0) -> None:
+def wait_until(
+    ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str, timeout: float = 30.0
+) -> None:
     """Poll `ready` until it is true; fail early with the server's output if it exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -86,11 +87,20 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running(cmd: list[str], ready: Callable[[], bool], what: str,
-            env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    cmd: list[str],
+    ready: Callable[[], bool],
+    what: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, **(env or {})}, cwd=cwd,
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
     try:
         wait_until(ready, proc, what)

@@ -45,8 +45,12 @@ def provider_config(server: WebDAVServer, root: str | None = None) -> dict[str, 
     return {
         "kind": "webdav",
         "root": root if root is not None else server.fresh_root(),
-        "options": {"url": server.url, "preset": "generic", "username": server.username,
-                    "mtime_method": server.mtime_method},
+        "options": {
+            "url": server.url,
+            "preset": "generic",
+            "username": server.username,
+            "mtime_method": server.mtime_method,
+        },
         "secrets": {"password": server.password},
     }
 
@@ -125,12 +129,22 @@ def webdav_oc_server() -> Iterator[WebDAVServer]:
         empty_config.touch()
         port = free_port()
         cmd = [
-            _rclone(), "serve", "webdav", str(data),
-            "--addr", f"127.0.0.1:{port}", "--user", USER, "--pass", PASSWORD,
-            "--config", str(empty_config),
+            _rclone(),
+            "serve",
+            "webdav",
+            str(data),
+            "--addr",
+            f"127.0.0.1:{port}",
+            "--user",
+            USER,
+            "--pass",
+            PASSWORD,
+            "--config",
+            str(empty_config),
             # ETag = MD5 of the content; the default (mtime+size) would not change when a
             # same-size file is rewritten with the same mtime.
-            "--etag-hash", "MD5",
+            "--etag-hash",
+            "MD5",
         ]
         url = f"http://127.0.0.1:{port}"
         with running(cmd, lambda: _answers(url + "/"), "rclone serve webdav"):
