@@ -143,6 +143,8 @@ def one_line(text: str) -> str:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror  # not str(exc): that names the file, a temporary one perhaps
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
     return first or type(exc).__name__

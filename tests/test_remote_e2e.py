@@ -187,7 +187,8 @@ def test_a_copy_that_differs_from_the_version_is_refused(
     cli: Any, s3_server: Any, gcs_server: Any, tmp_path: Path
 ) -> None:
     """The md5 S3 computed at put becomes the version's hash; a replica corrupted behind
-    cdir's back is caught when GCS reports a different md5 for the copy."""
+    cdir's back is caught while its bytes stream to GCS, and marked stale (never copied
+    from again)."""
     assert add(cli, "s3", s3.provider_config(s3_server)).code == 0
     assert add(cli, "gcs", gcs.provider_config(gcs_server)).code == 0
     f = tmp_path / "data.csv"
@@ -202,9 +203,9 @@ def test_a_copy_that_differs_from_the_version_is_refused(
     raw = S3Provider("raw", cfg["root"], cfg["options"], cfg["secrets"])
     raw.put_stream(io.BytesIO(b"the FAKE content\n"), "data.csv", size=17)
     r = cli("replicate", "/data.csv", "--to", "gcs")
-    assert r.code == 1 and "md5 mismatch after copy from s3" in r.err
+    assert r.code == 1 and "s3:/data.csv: the replica changed outside cdir (md5 " in r.err
     reps = {
         x["provider"]: x["state"]
         for x in json.loads(cli("status", "/data.csv", "-o", "json").out)[0]["replicas"]
     }
-    assert reps == {"s3": "current"}  # no replica on gcs: the bad copy was deleted there
+    assert reps == {"s3": "stale"}  # no replica on gcs: the bad copy was deleted there

@@ -265,16 +265,27 @@ def test_provider_management(vdir: Any, tmp_path: Path) -> None:
     assert [p.name for p in vdir.providers()] == ["laptop"]
 
 
-def test_reads_use_the_preference_inherited_from_an_ancestor(vdir: Any, tmp_path: Path) -> None:
+def test_reads_use_the_preference_inherited_from_an_ancestor(
+    vdir: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cdir.providers.local import LocalProvider
+
     src = make_tree(tmp_path / "src", {"a/b/f.txt": "original"})
     vdir.put([f"{src}/a/"], "/d", recursive=True, progress=False)
-    (tmp_path / "laptop/d/b/f.txt").write_text("LAPTOP!!")  # same size, tells replicas apart
-    (tmp_path / "archive/d/b/f.txt").write_text("ARCHIVE!")
-    for pref, expected in (("archive", "ARCHIVE!"), ("laptop", "LAPTOP!!")):
+    served: list[str] = []  # which provider each read came from (the bytes are the same)
+    real = LocalProvider.get_file
+
+    def spy(self, path, local):  # type: ignore[no-untyped-def]
+        served.append(self.name)
+        return real(self, path, local)
+
+    monkeypatch.setattr(LocalProvider, "get_file", spy)
+    for pref in ("archive", "laptop"):
         vdir.prefer("/d", pref)  # set on an ancestor two levels up
         out = tmp_path / f"out-{pref}.txt"
         vdir.get(["/d/b/f.txt"], str(out), progress=False)
-        assert out.read_text() == expected
+        assert out.read_text() == "original"
+        assert served[-1] == pref
 
 
 def test_mv_onto_a_removed_path_reuses_it(vdir: Any, tmp_path: Path) -> None:

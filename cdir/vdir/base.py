@@ -21,7 +21,7 @@ from cdir.providers import Provider as Backend
 from cdir.providers import load_provider_class
 from cdir.schema import TransferReport
 from cdir.schema.paths import normalize
-from cdir.vdir import state
+from cdir.vdir import engine, state
 
 if TYPE_CHECKING:
     from cdir.vault import Vault
@@ -133,9 +133,10 @@ class Core:
         with self._lock:
             return self._backends.setdefault(name, b)
 
-    def widths(self, providers: Any) -> dict[str, int]:
-        """Each provider's useful concurrency (its lane width in the engine)."""
-        return {p.name: self.backend(p.name).capabilities.max_parallel for p in providers}
+    def widths(self, tasks: Sequence[engine.Task[Any]]) -> dict[str, int]:
+        """The useful concurrency of each provider the tasks use (its lane width in the
+        engine). Only those are opened: a provider that is not used needs no secret."""
+        return {n: self.backend(n).capabilities.max_parallel for n in {t.lane for t in tasks}}
 
     # --- journal --------------------------------------------------------------------------
     def event(

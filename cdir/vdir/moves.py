@@ -62,7 +62,7 @@ class MoveOps(Core):
         total = sum(t.size for t in tasks)
         with interruptible(report, "mv"), engine.Progress("mv", len(tasks), total, progress) as bar:
             try:
-                for out in engine.run(tasks, parallel, bar, self.widths(provs.values())):
+                for out in engine.run(tasks, parallel, bar, self.widths(tasks)):
                     if out.error is None:
                         moved[out.task.key.id] = out.result
                         report.bytes += out.task.size
@@ -155,7 +155,7 @@ class MoveOps(Core):
 
         with interruptible(report, "rm"), engine.Progress("rm", len(tasks), 0, progress) as bar:
             try:
-                for out in engine.run(tasks, parallel, bar, self.widths(provs.values())):
+                for out in engine.run(tasks, parallel, bar, self.widths(tasks)):
                     if out.error is None:
                         gone.extend(out.task.key)
                         continue

@@ -11,12 +11,13 @@ from typing import Any
 
 from cdir.catalog import queries
 from cdir.catalog.queries import path_of
-from cdir.errors import CdirError, IsADirectory, ProviderError
+from cdir.errors import CdirError, IsADirectory, NotFound
 from cdir.schema import TransferReport
 from cdir.schema.paths import relative
-from cdir.vdir import engine
+from cdir.vdir import engine, verify
 from cdir.vdir.base import Core, interruptible
 from cdir.vdir.plan import Holder, read_order
+from cdir.vdir.verify import Findings
 
 
 class ReadOps(Core):
@@ -30,9 +31,39 @@ class ReadOps(Core):
         provider: str | None = None,
         progress: bool = True,
     ) -> TransferReport:
-        """Download files or trees from the best current replica (falling back to others)."""
+        """Download files or trees from the best current replica (falling back to others),
+        each checked against the catalog (see `verify`)."""
         t0 = time.perf_counter()
         report = TransferReport()
+        findings = Findings()
+        jobs = self._get_jobs(sources, dest, recursive, provider, findings, report)
+        total = sum(t.size for t in jobs)
+        with (
+            interruptible(report, "get"),
+            engine.Progress("get", len(jobs), total, progress) as bar,
+        ):
+            try:
+                for out in engine.run(jobs, parallel, bar, self.widths(jobs)):
+                    if out.error is not None:
+                        report.failed += 1
+                        report.errors.append(str(out.error))
+                    else:
+                        report.files += 1
+                        report.bytes += out.task.size
+            finally:
+                findings.record(self.db)
+                report.seconds = round(time.perf_counter() - t0, 3)
+        return report
+
+    def _get_jobs(
+        self,
+        sources: Sequence[str],
+        dest: str,
+        recursive: bool,
+        provider: str | None,
+        findings: Findings,
+        report: TransferReport,
+    ) -> list[engine.Task[str]]:
         plan = self._get_plan(sources, Path(dest), dest, recursive)
         only = self.provider_row(provider).id if provider else None
         with self.db.transaction() as s:
@@ -49,32 +80,14 @@ class ReadOps(Core):
             order = read_order(e, reps.get(e.id, {}), provs, prefs.get(path_of(e)), only)
             if not order:
                 report.failed += 1
-                report.errors.append(
-                    f"{path_of(e)}: no current replica" + (f" on {provider}" if provider else "")
-                )
+                on = f" on {provider}" if provider else ""
+                report.errors.append(f"{path_of(e)}: no current replica{on}")
                 continue
-            task = engine.Task(
-                path_of(e),
-                e.size or 0,
-                _bind(self._download, e, local, order),
-                path_of(e),
-                order[0].provider.name,
+            run = _bind(self._download, e, local, order, findings)
+            jobs.append(
+                engine.Task(path_of(e), e.size or 0, run, path_of(e), order[0].provider.name)
             )
-            jobs.append(task)
-        total = sum(t.size for t in jobs)
-        with (
-            interruptible(report, "get"),
-            engine.Progress("get", len(jobs), total, progress) as bar,
-        ):
-            for out in engine.run(jobs, parallel, bar, self.widths(provs.values())):
-                if out.error is not None:
-                    report.failed += 1
-                    report.errors.append(str(out.error))
-                else:
-                    report.files += 1
-                    report.bytes += out.task.size
-        report.seconds = round(time.perf_counter() - t0, 3)
-        return report
+        return jobs
 
     def _get_plan(
         self, sources: Sequence[str], dest_p: Path, dest: str, recursive: bool
@@ -93,26 +106,33 @@ class ReadOps(Core):
             plan += [(f, base / relative(path_of(f), vp)) for f in below]
         return plan
 
-    def _download(self, e: Any, local: Path, order: Sequence[Holder]) -> None:
+    def _download(self, e: Any, local: Path, order: Sequence[Holder], findings: Findings) -> None:
+        """The first replica that downloads and checks out; the ones found missing or
+        changed are noted, to be marked."""
         last: CdirError | None = None
         for h in order:
             try:
-                self.backend(h.provider.name).get_file(h.replica.remote_path, local)
+                verify.download(self.backend(h.provider.name), h, e, local)
+            except (NotFound, verify.Changed) as exc:
+                findings.note(h, exc)
+                last = _named(exc, h, e)
+                continue
             except CdirError as exc:
                 last = exc
-                continue
-            size = local.stat().st_size
-            if size != e.size:
-                local.unlink(missing_ok=True)
-                last = ProviderError(
-                    f"{h.provider.name}:{path_of(e)}: size {size} != catalog {e.size}"
-                )
                 continue
             if e.mtime_ns is not None:
                 os.utime(local, ns=(e.mtime_ns, e.mtime_ns))
             return
         assert last is not None
         raise last
+
+
+def _named(exc: CdirError, h: Holder, e: Any) -> CdirError:
+    """A provider's NotFound named by virtual path and provider (not a temp or local
+    path)."""
+    if isinstance(exc, NotFound):
+        return NotFound(f"{h.provider.name}:{path_of(e)}: the replica is missing (marked)")
+    return exc
 
 
 def _same_local(local: Path, e: Any) -> bool:

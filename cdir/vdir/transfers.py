@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import stat as statmod
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +20,14 @@ from cdir.errors import (
     IsADirectory,
     NotADirectory,
     NotFound,
-    ProviderError,
     UsageError,
 )
+from cdir.providers import Provider as Backend
 from cdir.providers import RemoteStat
 from cdir.providers.common import chunk_reader
 from cdir.schema import TransferReport
 from cdir.schema.paths import is_within, join, relative, split
-from cdir.vdir import engine
+from cdir.vdir import engine, verify
 from cdir.vdir.base import BATCH, Core, actor_name, interruptible
 from cdir.vdir.localtree import WalkNotes, child_path, walk_local
 from cdir.vdir.plan import (
@@ -40,6 +40,7 @@ from cdir.vdir.plan import (
     read_order,
     remote_of,
 )
+from cdir.vdir.verify import Findings
 
 
 class TransferOps(Core):
@@ -148,19 +149,19 @@ class TransferOps(Core):
         action: str,
         report: TransferReport,
     ) -> None:
-        tasks = (
-            engine.Task((f, p), f.size, self._bind(f, p), f"{p.name}:{f.vpath}", p.name)
+        findings = Findings()
+        tasks = [
+            engine.Task((f, p), f.size, self._bind(f, p, findings), f"{p.name}:{f.vpath}", p.name)
             for f in todo
             for p in f.targets
-        )
+        ]
         pending = {id(f): len(f.targets) for f in todo}
         finished: list[FileJob] = []
         recorded: set[int] = set()
-        lanes = {p.name: p for f in todo for p in f.targets}.values()
         total = sum(f.size * len(f.targets) for f in todo)
         try:
             with engine.Progress(action, len(todo), total, progress) as bar:
-                for out in engine.run(tasks, parallel, None, self.widths(lanes)):
+                for out in engine.run(tasks, parallel, None, self.widths(tasks)):
                     f = self._settle(out, report, bar)
                     pending[id(f)] -= 1
                     if pending[id(f)] == 0:
@@ -175,6 +176,7 @@ class TransferOps(Core):
             # skips it and no replica is unknown to the catalog
             partial = [f for f in todo if f.done and pending[id(f)] and id(f) not in recorded]
             self._record(finished + partial, action, report)
+            findings.record(self.db)
 
     def _settle(
         self,
@@ -208,10 +210,10 @@ class TransferOps(Core):
             report.errors.extend(errs)
             report.failed += len(errs)
 
-    def _bind(self, job: FileJob, prov: Provider) -> Callable[[], RemoteStat]:
-        return lambda: self.upload(job, prov)
+    def _bind(self, job: FileJob, prov: Provider, findings: Findings) -> Callable[[], RemoteStat]:
+        return lambda: self.upload(job, prov, findings)
 
-    def upload(self, job: FileJob, prov: Provider) -> RemoteStat:
+    def upload(self, job: FileJob, prov: Provider, findings: Findings | None = None) -> RemoteStat:
         """Send one job's bytes to one provider."""
         dst, remote = self.backend(prov.name), remote_of(job.vpath)
         src = job.source
@@ -224,7 +226,9 @@ class TransferOps(Core):
                 if h.replica.remote_path == remote:
                     return dst.stat(remote)
                 return dst.copy(h.replica.remote_path, remote)
-        return self.stream_copy(src.holders, prov, remote, job.size, job.mtime_ns, job.hash)
+        return self.stream_copy(
+            src.holders, prov, remote, job.size, job.mtime_ns, job.hash, findings or Findings()
+        )
 
     def stream_copy(
         self,
@@ -233,25 +237,23 @@ class TransferOps(Core):
         remote: str,
         size: int,
         mtime_ns: int | None,
-        expect: str | None = None,
+        expect: str | None,
+        findings: Findings,
     ) -> RemoteStat:
-        """Provider → provider without a temporary copy; the next holder on failure.
-        `expect` ("md5:…", the catalog's hash of this version, as a server reported it) is
-        checked against what the destination reports: end to end, and no hashing here."""
+        """Provider → provider without a temporary copy; the next holder on failure. The
+        bytes are hashed on the way where the catalog knows the version's hash (`expect`,
+        "md5:…"): a source that changed outside cdir is not copied from, and is noted in
+        `findings` (as one found missing is)."""
         dst = self.backend(prov.name)
-        kind, _, want = (expect or "").partition(":")
         last: CdirError | None = None
         for h in holders:
-            src = self.backend(h.provider.name)
             try:
-                # the known end lets a provider fetch a big file in parallel ranges
-                chunks = src.read_chunks(h.replica.remote_path, 0, size or None)
-                st = dst.put_stream(chunk_reader(chunks), remote, size=size, mtime_ns=mtime_ns)
-                if want and st.hashes.get(kind, want) != want:
-                    dst.delete(remote)
-                    raise ProviderError(
-                        f"{prov.name}:{remote}: {kind} mismatch after copy from {h.provider.name}"
-                    )
+                st = self._copy_from(h, dst, remote, size, mtime_ns, expect)
+            except (NotFound, verify.Changed) as exc:
+                if isinstance(exc, verify.Changed) or getattr(exc, "source", False):
+                    findings.note(h, exc)
+                last = exc
+                continue
             except CdirError as exc:
                 last = exc
                 continue
@@ -260,6 +262,38 @@ class TransferOps(Core):
             return st
         assert last is not None
         raise last
+
+    def _copy_from(
+        self,
+        h: Holder,
+        dst: Backend,
+        remote: str,
+        size: int,
+        mtime_ns: int | None,
+        expect: str | None,
+    ) -> RemoteStat:
+        src = self.backend(h.provider.name)
+        # the known end lets a provider fetch a big file in parallel ranges
+        chunks = src.read_chunks(h.replica.remote_path, 0, size or None)
+        try:
+            first = next(chunks, b"")
+        except NotFound as exc:
+            exc.source = True  # type: ignore[attr-defined]  # the source is gone, not dst
+            raise
+        kind, _, want = (expect or "").partition(":")
+        hasher = verify.HASHERS[kind](usedforsecurity=False) if kind in verify.HASHERS else None
+        stream = (
+            verify.hashed(_prepend(first, chunks), hasher) if hasher else _prepend(first, chunks)
+        )
+        st = dst.put_stream(chunk_reader(stream), remote, size=size, mtime_ns=mtime_ns)
+        got = hasher.hexdigest() if hasher else st.hashes.get(kind, want)
+        if want and got != want:
+            dst.delete(remote)
+            raise verify.Changed(
+                f"{h.provider.name}:/{h.replica.remote_path}: the replica changed outside cdir "
+                f"({kind} {got[:12]}… where the catalog has {want[:12]}…); not copied from"
+            )
+        return st
 
     # --- cp / replicate -------------------------------------------------------------------
     def cp(
@@ -337,6 +371,12 @@ class TransferOps(Core):
                 raise NotFound(f"{path_of(x)}: no current replica to copy from")
             out.append((x, order))
         return out
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
 
 
 def check_within(path: str, ancestor: str) -> None:
