@@ -229,6 +229,7 @@ def test_json_output_has_the_schema_shapes(two: Any, tmp_path: Path) -> None:
         "generation",
         "preferred_provider",
         "replicas",
+        "deleted",  # true while a removed file's delete is unfinished (status shows it)
     }
     provs = json.loads(two("provider", "list", "-o", "json").out)
     assert {p["name"] for p in provs} == {"laptop", "archive"}

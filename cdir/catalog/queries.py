@@ -160,17 +160,43 @@ def _replicas(s: Session, entry_ids: Iterable[int | None], named: bool = False) 
         yield from s.execute(q).all()
 
 
-def replicas_in(s: Session, path: str, *, subtree: bool) -> list[Row[Any]]:
-    """Every replica of the live entry at `path` (and with `subtree` of those below it),
-    with the entry's path parts and size."""
+def replicas_in(s: Session, path: str, *, subtree: bool, deleted: bool = False) -> list[Row[Any]]:
+    """Every replica of the live entry at `path` (and with `subtree` of those below it) —
+    or, with `deleted`, of the tombstones there (replicas whose delete failed) — with the
+    entry's path parts and size."""
     d, b = split(path)
     scope = at_or_below(path) if subtree else (ENTRY.c.dirname == d) & (ENTRY.c.basename == b)
+    gone = ENTRY.c.deleted_at.is_not(None) if deleted else ENTRY.c.deleted_at.is_(None)
     q = (
         select(REPLICA, ENTRY.c.dirname, ENTRY.c.basename, ENTRY.c.size.label("entry_size"))
         .join(ENTRY, ENTRY.c.id == REPLICA.c.entry_id)
-        .where(scope, ENTRY.c.deleted_at.is_(None))
+        .where(scope, gone)
     )
     return list(s.execute(q).all())
+
+
+def tombstone_at(s: Session, path: str) -> Row[Any] | None:
+    """The tombstone at `path`, if its delete (or one below it) is still unfinished: some
+    replica under it is left."""
+    d, b = split(path)
+    q = select(*ENTRY_COLS).where(
+        ENTRY.c.dirname == d, ENTRY.c.basename == b, ENTRY.c.deleted_at.is_not(None)
+    )
+    row = s.execute(q).first()
+    if row is None or not replicas_in(s, path, subtree=True, deleted=True):
+        return None
+    return row
+
+
+def pending_deletes(s: Session, path: str, *, recursive: bool) -> list[Row[Any]]:
+    """Tombstoned files in (or below) `path` that still have replicas (a failed delete)."""
+    q = (
+        select(*ENTRY_COLS)
+        .where(ENTRY.c.deleted_at.is_not(None), ENTRY.c.kind == EntryKind.FILE)
+        .where(ENTRY.c.id.in_(select(REPLICA.c.entry_id)))
+    )
+    q = q.where(below(path)) if recursive else q.where(ENTRY.c.dirname == path)
+    return list(s.execute(q.order_by(ENTRY.c.dirname, ENTRY.c.basename)).all())
 
 
 def count_replicas(s: Session, provider_id: int) -> int:

@@ -362,7 +362,7 @@ def status_cmd(
     if fmt == "table":
         rows = [
             {
-                "path": e.path,
+                "path": e.path + (" (removed)" if e.deleted else ""),
                 "generation": e.generation,
                 "provider": r.provider,
                 "state": r.state,
@@ -415,9 +415,15 @@ def put_cmd(
     ],
     recursive: RecursiveOpt = False,
     to: ToOpt = None,
+    follow_links: Annotated[
+        bool,
+        typer.Option("--follow-links", "-L", help="Follow symbolic links (loops are detected)"),
+    ] = False,
 ) -> None:
     """Upload local files or trees (rsync-like: identical files are skipped). A trailing
-    '/' on a source directory puts its contents."""
+    '/' on a source directory puts its contents. Entries that cannot be put (unreadable, a
+    name that is not UTF-8) are reported one by one; links (unless followed), FIFOs and
+    devices are skipped and counted."""
     if len(args) < 2:
         raise UsageError("put needs SRC... DST")
     rep = G.open().put(
@@ -427,6 +433,7 @@ def put_cmd(
         recursive=recursive,
         parallel=_parallel(),
         progress=_progress(),
+        follow_links=follow_links,
     )
     _report("put", rep)
 

@@ -28,6 +28,7 @@ class EntryOut(BaseModel):
     generation: int = 0
     preferred_provider: str | None = None
     replicas: list[ReplicaOut] | None = None
+    deleted: bool = False  # removed, but a provider has not confirmed its delete yet
 
 
 class ProviderOut(BaseModel):

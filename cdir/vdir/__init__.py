@@ -2,7 +2,11 @@
 
     base        what every part shares: settings, catalog, vault, open providers
     plan        pure planning: jobs, skip/target/read-order rules
-    transfers   put, cp, replicate: run a plan through the engine and record it
+    transfers   put and the shared write path: run a plan through the engine, record it
+    copies      cp, replicate
+    verify      reads that check what they deliver; replicas found missing or changed
+    localtree   walking a local source tree
+    progress    the progress bar
     reads       get
     streams     read and write byte streams (REST API, fsspec)
     moves       mv, rm

@@ -142,10 +142,11 @@ class MoveOps(Core):
         with self.db.transaction(write=True) as s:
             provs = queries.providers_by_id(s)
             for top in targets:
-                tasks += self._delete_tasks(s, top, provs)
+                retry = top.deleted_at is not None  # a delete that failed before
+                tasks += self._delete_tasks(s, top, provs, deleted=retry)
                 files = writes.tombstone(s, path_of(top), subtree=top.kind == "dir")
-                report.files += files
-                self.event(s, "rm", path_of(top), None, {"files": files})
+                report.files += files or len({t.label for t in tasks}) * retry
+                self.event(s, "rm", path_of(top), None, {"files": files, "retry": retry})
         gone: list[int] = []
         failed: list[dict[str, Any]] = []
 
@@ -172,10 +173,17 @@ class MoveOps(Core):
         return report
 
     def _removable(self, text: str, recursive: bool) -> Any:
+        """The live entry to remove — or a tombstone whose delete failed, to retry."""
         vp = self.path(text)
         if vp == "/":
             raise UsageError("refusing to remove /")
-        e = self.entry(vp)
+        e = self.entry_or_none(vp)
+        if e is None:
+            with self.db.transaction() as s:
+                e = queries.tombstone_at(s, vp)
+            if e is None:
+                raise NotFound(f"no such file or directory: {vp}")
+            return e
         if e.kind == "dir" and not recursive:
             with self.db.transaction() as s:
                 if queries.has_children(s, vp):
@@ -183,7 +191,7 @@ class MoveOps(Core):
         return e
 
     def _delete_tasks(
-        self, s: Any, top: Any, provs: dict[int, Provider]
+        self, s: Any, top: Any, provs: dict[int, Provider], deleted: bool = False
     ) -> list[engine.Task[list[int]]]:
         """One delete per replica; a directory's replicas go with one delete_tree per
         provider."""
@@ -191,7 +199,7 @@ class MoveOps(Core):
         below = remote_of(top_path) + "/"
         tasks = []
         tree: dict[int, list[int]] = {}
-        for r in queries.replicas_in(s, top_path, subtree=top.kind == "dir"):
+        for r in queries.replicas_in(s, top_path, subtree=top.kind == "dir", deleted=deleted):
             if top.kind == "dir" and r.remote_path.startswith(below):
                 tree.setdefault(r.provider_id, []).append(r.id)
                 continue

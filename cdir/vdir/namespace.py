@@ -92,13 +92,15 @@ class NamespaceOps(Core):
         return [entry_out(r, None, names) for r in hits]
 
     def status(self, text: str = ".", *, recursive: bool = False) -> list[EntryOut]:
-        """Every file (below) `text` with each replica and its state."""
+        """Every file (below) `text` with each replica and its state — removed files too
+        while a replica is left (a delete that failed; `deleted` is set)."""
         path = self.path(text)
         e = self.entry(path)
         with self.db.transaction() as s:
-            rows = (
-                [e] if e.kind == EntryKind.FILE else queries.files_in(s, path, recursive=recursive)
-            )
+            rows = [e]
+            if e.kind != EntryKind.FILE:  # and files removed whose delete is unfinished
+                rows = queries.files_in(s, path, recursive=recursive)
+                rows += queries.pending_deletes(s, path, recursive=recursive)
             reps = queries.replicas_named(s, [r.id for r in rows])
         return [entry_out(r, reps.get(r.id, [])) for r in rows]
 
@@ -164,6 +166,7 @@ def entry_out(e: Any, reps: Sequence[Any] | None, names: dict[int, str] | None =
         generation=e.generation,
         preferred_provider=pref,
         replicas=None if reps is None else [replica_out(r) for r in reps],
+        deleted=e.deleted_at is not None,
     )
 
 

@@ -100,6 +100,8 @@ class ReadOps(Core):
             if e.kind == "file":
                 plan.append((e, dest_p / e.basename if into else dest_p))
                 continue
+            if not recursive:
+                raise IsADirectory(f"is a directory: {vp} (use -r)")
             base = dest_p / e.basename if (into and e.basename) else dest_p
             with self.db.transaction() as s:
                 below = queries.files_in(s, vp, recursive=recursive)

@@ -10,14 +10,11 @@ import stat as statmod
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from cdir.catalog import Provider, queries, writes
-from cdir.catalog.queries import path_of
 from cdir.errors import (
     CdirError,
     InvalidPath,
-    IsADirectory,
     NotADirectory,
     NotFound,
     UsageError,
@@ -26,7 +23,7 @@ from cdir.providers import Provider as Backend
 from cdir.providers import RemoteStat
 from cdir.providers.common import chunk_reader
 from cdir.schema import TransferReport
-from cdir.schema.paths import is_within, join, relative, split
+from cdir.schema.paths import is_within, split
 from cdir.vdir import engine, verify
 from cdir.vdir.base import BATCH, Core, actor_name, interruptible
 from cdir.vdir.localtree import WalkNotes, child_path, walk_local
@@ -34,10 +31,8 @@ from cdir.vdir.plan import (
     FileJob,
     Holder,
     LocalSource,
-    ReplicaSource,
     StreamSource,
     plan_writes,
-    read_order,
     remote_of,
 )
 from cdir.vdir.verify import Findings
@@ -294,83 +289,6 @@ class TransferOps(Core):
                 f"({kind} {got[:12]}… where the catalog has {want[:12]}…); not copied from"
             )
         return st
-
-    # --- cp / replicate -------------------------------------------------------------------
-    def cp(
-        self,
-        src: str,
-        dst: str,
-        *,
-        recursive: bool = False,
-        to: Sequence[str] | None = None,
-        parallel: int = 4,
-        progress: bool = True,
-    ) -> TransferReport:
-        """Copy virtual → virtual: server-side within a provider, streamed across providers."""
-        sp, dp = self.path(src), self.path(dst)
-        se = self.entry(sp)
-        de = self.entry_or_none(dp)
-        if se.kind == "dir" and not recursive:
-            raise IsADirectory(f"is a directory: {sp} (use -r)")
-        if de is not None and de.kind == "dir":
-            dp = join(dp, se.basename)
-        check_within(dp, sp)
-        sources = self.sources(sp, se, recursive=True)
-        files = [
-            FileJob(
-                join(dp, relative(path_of(x), sp)) if se.kind == "dir" else dp,
-                x.size or 0,
-                x.mtime_ns,
-                ReplicaSource(order),
-                hash=x.hash,
-            )
-            for x, order in sources
-        ]
-        holders = {h.provider.id: h.provider for _x, order in sources for h in order}
-        targets = self.resolve_providers(to) if to else list(holders.values())
-        dirs = {dp} if se.kind == "dir" else set()
-        return self.write_jobs(
-            files, dirs, targets, parallel=parallel, progress=progress, action="cp"
-        )
-
-    def replicate(
-        self,
-        text: str,
-        to: Sequence[str],
-        *,
-        recursive: bool = False,
-        parallel: int = 4,
-        progress: bool = True,
-    ) -> TransferReport:
-        """Bring a current copy of each file to the given providers."""
-        if not to:
-            raise UsageError("replicate needs --to PROVIDER[,PROVIDER…]")
-        vp = self.path(text)
-        targets = self.resolve_providers(to)
-        files = [
-            FileJob(path_of(x), x.size or 0, x.mtime_ns, ReplicaSource(order), hash=x.hash)
-            for x, order in self.sources(vp, self.entry(vp), recursive=recursive)
-        ]
-        return self.write_jobs(
-            files, set(), targets, parallel=parallel, progress=progress, action="replicate"
-        )
-
-    def sources(
-        self, path: str, e: Any, *, recursive: bool
-    ) -> list[tuple[Any, tuple[Holder, ...]]]:
-        """The file at `path` or the files below it, each with its current replicas best
-        first; NotFound for a file that has none."""
-        with self.db.transaction() as s:
-            rows = [e] if e.kind == "file" else queries.files_in(s, path, recursive=recursive)
-            reps = queries.replica_map(s, [x.id for x in rows])
-            provs = queries.providers_by_id(s)
-        out = []
-        for x in rows:
-            order = read_order(x, reps.get(x.id, {}), provs)
-            if not order:
-                raise NotFound(f"{path_of(x)}: no current replica to copy from")
-            out.append((x, order))
-        return out
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
