@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -770,8 +771,6 @@ GC_AFTER = {"put", "cp", "copy", "mv", "move", "rm", "delete", "replicate", "sca
 
 
 def _then_gc(command: Any) -> Any:
-    import functools
-
     @functools.wraps(command)
     def run_then_gc(*args: Any, **kwargs: Any) -> None:
         command(*args, **kwargs)
