@@ -194,6 +194,25 @@ def test_gc_if_due_runs_at_most_once_a_day_and_costs_one_read_otherwise(
     assert vdir.gc_if_due() is None
 
 
+def test_retention_settings_come_from_the_environment(
+    cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cdir.config import Settings
+
+    assert (Settings().tombstone_days, Settings().event_days) == (90, 90)
+    monkeypatch.setenv("CDIR_TOMBSTONE_DAYS", "30")
+    monkeypatch.setenv("CDIR_EVENT_DAYS", "7.5")
+    assert (Settings().tombstone_days, Settings().event_days) == (30, 7.5)
+    rows = json.loads(cli("config", "list", "-o", "json").out)
+    assert {r["key"]: r["value"] for r in rows if r["key"].endswith("_days")} == {
+        "tombstone_days": "30",
+        "event_days": "7.5",
+    }
+    monkeypatch.setenv("CDIR_EVENT_DAYS", "-1")
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        Settings()
+
+
 def test_a_version_1_catalog_gets_the_gc_table_and_index(catalog_url: str) -> None:
     db = Database(catalog_url)
     with db.engine.begin() as conn:  # back to what version 1 made

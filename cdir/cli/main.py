@@ -802,6 +802,8 @@ def config_list() -> None:
         {"key": "catalog", "value": redact(s.catalog)},
         {"key": "vault", "value": str(s.vault)},
         {"key": "parallel", "value": str(s.parallel)},
+        {"key": "tombstone_days", "value": f"{s.tombstone_days:g}"},
+        {"key": "event_days", "value": f"{s.event_days:g}"},
         {"key": "cwd", "value": v.cwd},
     ]
     for p in v.providers():
