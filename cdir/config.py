@@ -8,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 
 import platformdirs
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "redact", "write_private"]
@@ -20,6 +21,11 @@ class Settings(BaseSettings):
     catalog_url: str | None = None  # default: SQLite file in `home`
     vault_path: Path | None = None  # default: `home`/vault.bin
     parallel: int = 4
+    # gc (`cdir gc`, and automatically once a day after a write command): tombstones whose
+    # replicas are all deleted are purged after this many days (they must outlive the longest
+    # time a provider may be offline), journal events after that many
+    tombstone_days: float = Field(default=90, ge=0)
+    event_days: float = Field(default=90, ge=0)
 
     @cached_property
     def catalog(self) -> str:

@@ -96,6 +96,28 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
+        "Changing a provider",
+        "`provider set` changes options (`-O NAME=` removes one) and secrets (`-S`, to the vault); the provider is checked with them before anything is stored, and every replica is kept. `provider pin` trusts an SSH server's new host key after showing the old and the new fingerprint (`--yes` to skip the question); see docs/providers.md.",
+        [
+            "cdir provider set laptop -O max_parallel=2 --priority 5",
+            "cdir provider set laptop -O max_parallel=many",
+            "cdir provider set laptop -O max_parallel=",
+            "cdir provider set laptop -O root=/elsewhere",
+            "cdir status /proj/data/raw",
+            "cdir provider pin laptop",
+        ],
+    ),
+    (
+        "gc",
+        "Purges tombstones deleted more than `--older-than` days ago (default `CDIR_TOMBSTONE_DAYS`, 90) whose replicas are all deleted, and journal events older than `--events-older-than` days (`CDIR_EVENT_DAYS`, 90). Tombstones whose delete failed somewhere are kept (and counted), with their parents. Write commands (put, cp, mv, rm, replicate, scan) run a gc pass on their own, at most once a day.",
+        [
+            "cdir gc --dry-run",
+            "cdir gc --older-than 0 --dry-run",
+            "cdir gc --older-than 0",
+            "cdir gc -o json",
+        ],
+    ),
+    (
         "Forgetting a provider",
         "The files stay where they are; a provider that holds replicas needs --force.",
         [

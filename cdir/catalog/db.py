@@ -26,11 +26,20 @@ def _v1(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn)
 
 
+def _v2(conn: Connection) -> None:
+    """gc: the catalog_state table (when gc last ran) and an index over tombstones. A catalog
+    made by this version's _v1 (create_all) has them already."""
+    models.CatalogState.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+    for index in models.Entry.__table__.indexes:  # type: ignore[attr-defined]
+        if index.name == "ix_entry_tombstone":
+            index.create(conn, checkfirst=True)
+
+
 BUSY_TIMEOUT_S = 30  # how long a writer waits for another process's write lock
 WRITE_OPTION = "cdir_write"  # execution option: this transaction will write
 
 # Append only: each function moves the schema one version up, inside one transaction.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

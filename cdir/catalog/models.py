@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Table, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Table, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -61,6 +61,13 @@ class Entry(SQLModel, table=True):
         # case_sensitive_like (see catalog.db)
         Index("ix_entry_dirname", "dirname", postgresql_ops={"dirname": "text_pattern_ops"}),
         Index("ix_entry_basename", "basename", postgresql_ops={"basename": "text_pattern_ops"}),
+        # tombstones only (few beside the live entries): gc finds the old ones without a scan
+        Index(
+            "ix_entry_tombstone",
+            "deleted_at",
+            sqlite_where=text("deleted_at IS NOT NULL"),
+            postgresql_where=text("deleted_at IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -125,6 +132,15 @@ class Event(SQLModel, table=True):
     path: str
     provider: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class CatalogState(SQLModel, table=True):
+    """What cdir keeps about the catalog itself, by key (e.g. when gc last ran)."""
+
+    __tablename__ = "catalog_state"
+
+    key: str = Field(primary_key=True)
+    value: str
 
 
 class SchemaVersion(SQLModel, table=True):

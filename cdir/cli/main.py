@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -571,6 +572,25 @@ def _read_secret(path: str) -> str:
     return text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text
 
 
+def _add_secrets(opts: dict[str, str], secret: list[str] | None) -> None:
+    """-S NAME prompts (one line, hidden); -S NAME=@FILE reads it from a file."""
+    for s in secret or []:
+        name_, _, src = s.partition("=@")
+        opts[name_.replace("-", "_")] = (
+            _read_secret(src) if src else typer.prompt(name_, hide_input=True)
+        )
+
+
+SecretOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret",
+        "-S",
+        help="NAME (prompted) or NAME=@FILE (read from a file); kept in the vault",
+    ),
+]
+
+
 @provider_app.command("add")
 def provider_add(
     name: Annotated[str, typer.Argument(help="A name you choose, e.g. laptop, s3-eu")],
@@ -581,14 +601,7 @@ def provider_add(
     option: Annotated[
         list[str] | None, typer.Option("--option", "-O", help="NAME=VALUE (repeatable)")
     ] = None,
-    secret: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--secret",
-            "-S",
-            help="NAME (prompted) or NAME=@FILE (read from a file); kept in the vault",
-        ),
-    ] = None,
+    secret: SecretOpt = None,
     priority: Annotated[int, typer.Option("--priority", help="Higher is read first")] = 0,
     location: Annotated[
         str | None, typer.Option("--location", help="Region or place, informative")
@@ -599,11 +612,7 @@ def provider_add(
 ) -> None:
     """Register a provider; secrets go to the encrypted vault, never the catalog."""
     opts = _parse_options(option)
-    for s in secret or []:  # NAME prompts (one line); NAME=@FILE reads a key file
-        name_, _, src = s.partition("=@")
-        opts[name_.replace("-", "_")] = (
-            _read_secret(src) if src else typer.prompt(name_, hide_input=True)
-        )
+    _add_secrets(opts, secret)
     p = G.open().add_provider(
         name, kind, root, opts, priority=priority, location=location, check=not no_check
     )
@@ -664,6 +673,139 @@ def provider_remove(
 provider_app.command("rm", hidden=True)(provider_remove)
 
 
+# --- changing providers, catalog upkeep: provider set/pin, gc (and gc after write commands) ---
+@provider_app.command("set")
+def provider_set(
+    name: Annotated[str, typer.Argument(help="Provider to change")],
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", "-O", help="NAME=VALUE (repeatable); NAME= removes it"),
+    ] = None,
+    secret: SecretOpt = None,
+    priority: Annotated[int | None, typer.Option("--priority", help="Higher is read first")] = None,
+    location: Annotated[
+        str | None, typer.Option("--location", help="Region or place ('' clears it)")
+    ] = None,
+    no_check: Annotated[
+        bool, typer.Option("--no-check", help="Do not contact the provider now")
+    ] = False,
+) -> None:
+    """Change a provider's options and secrets (every replica is kept). The new options are
+    checked before anything is stored; secrets go to the vault."""
+    opts = _parse_options(option)
+    _add_secrets(opts, secret)
+    if not opts and priority is None and location is None:
+        raise UsageError("provider set needs -O NAME=VALUE, -S NAME, --priority or --location")
+    p = G.open().set_provider(name, opts, priority=priority, location=location, check=not no_check)
+    if G.output == "json":
+        typer.echo(p.model_dump_json(indent=2))
+    elif not G.quiet:
+        typer.echo(f"updated provider {p.name} ({p.kind}: {p.root})")
+        for k, v in {**p.options, **p.secrets}.items():
+            typer.echo(f"  {k} = {v}")
+
+
+@provider_app.command("pin")
+def provider_pin(
+    name: Annotated[str, typer.Argument(help="Provider whose server changed its key")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask: trust it")] = False,
+) -> None:
+    """Trust the key a provider's server presents now (an SSH host key replaced on purpose):
+    shows the old and the new fingerprint, asks, stores it; every replica is kept."""
+    v = G.open()
+    pins = v.provider_pins(name)
+    if not pins.pins:
+        typer.echo(f"{name}: nothing to pin for kind {pins.kind}")
+        return
+    say = G.output == "json"  # then these lines go to stderr, the json to stdout
+    for p in pins.pins:
+        if not p.changed:
+            typer.echo(f"{p.what} of {name} unchanged: {p.new_text}", err=say)
+        elif p.old is None:
+            typer.echo(f"{p.what} of {name} not pinned yet: new {p.new_text}", err=say)
+        else:
+            typer.echo(f"{p.what} of {name} changed: old {p.old_text}, new {p.new_text}", err=say)
+    new = [p for p in pins.pins if p.changed]
+    if new and not yes:
+        what = " and ".join(p.what for p in new)
+        if not sys.stdin.isatty():
+            raise UsageError(f"{name}: not pinned: confirm with --yes (no terminal to ask)")
+        if not typer.confirm(f"trust the new {what} of {name}?", default=False):
+            raise CdirError(f"{name}: not pinned")
+    out = v.pin_provider(name, pins) if new else pins
+    if say:
+        typer.echo(out.model_dump_json(indent=2))
+    elif not G.quiet:
+        for p in new:
+            typer.echo(f"pinned {p.what} of {name}: {p.new_text}")
+
+
+@app.command("gc")
+def gc_cmd(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Only count what would go")
+    ] = False,
+    older_than: Annotated[
+        float | None,
+        typer.Option(
+            "--older-than",
+            min=0,
+            metavar="DAYS",
+            help="Tombstones deleted more than DAYS ago (default CDIR_TOMBSTONE_DAYS, 90)",
+        ),
+    ] = None,
+    events_older_than: Annotated[
+        float | None,
+        typer.Option(
+            "--events-older-than",
+            min=0,
+            metavar="DAYS",
+            help="Journal events older than DAYS (default CDIR_EVENT_DAYS, 90)",
+        ),
+    ] = None,
+) -> None:
+    """Purge old tombstones whose replicas are all deleted, and old journal events. Write
+    commands also run it, at most once a day."""
+    rep = G.open().gc(dry_run=dry_run, older_than=older_than, events_older_than=events_older_than)
+    if G.output == "json":
+        typer.echo(rep.model_dump_json(indent=2))
+    elif not G.quiet:
+        typer.echo(_gc_line(rep))
+
+
+def _gc_line(rep: Any) -> str:
+    t, e, k = rep.tombstones_purged, rep.events_deleted, rep.tombstones_kept
+    would = "would " if rep.dry_run else ""
+    line = f"gc{' (dry run)' if rep.dry_run else ''}: {would}purge{'' if would else 'd'} "
+    line += f"{t:,} tombstone(s) and {e:,} event(s)"
+    if k:
+        line += f"; {'would keep' if would else 'kept'} {k:,} tombstone(s) whose replicas"
+        line += " are not all deleted"
+    return line
+
+
+# write commands: a gc pass follows their work when one is due (once a day; else one read)
+GC_AFTER = {"put", "cp", "copy", "mv", "move", "rm", "delete", "replicate", "scan"}
+
+
+def _then_gc(command: Any) -> Any:
+    @functools.wraps(command)
+    def run_then_gc(*args: Any, **kwargs: Any) -> None:
+        command(*args, **kwargs)
+        if G.vdir is not None:
+            try:
+                G.vdir.gc_if_due()
+            except CdirError as exc:  # the command did its work; gc waits for the next one
+                typer.echo(f"cdir: warning: gc skipped: {exc}", err=True)
+
+    return run_then_gc
+
+
+for _info in app.registered_commands:
+    if _info.name in GC_AFTER:
+        _info.callback = _then_gc(_info.callback)
+
+
 # --- config -----------------------------------------------------------------------------------
 @config_app.command("list")
 def config_list() -> None:
@@ -678,6 +820,8 @@ def config_list() -> None:
         {"key": "catalog", "value": redact(s.catalog)},
         {"key": "vault", "value": str(s.vault)},
         {"key": "parallel", "value": str(s.parallel)},
+        {"key": "tombstone_days", "value": f"{s.tombstone_days:g}"},
+        {"key": "event_days", "value": f"{s.event_days:g}"},
         {"key": "cwd", "value": v.cwd},
     ]
     for p in v.providers():

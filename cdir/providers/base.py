@@ -200,10 +200,16 @@ class Provider(ABC):
         `provider add` calls it: a root that vanishes later is a fault, never recreated by a
         write."""
 
-    def pin(self) -> dict[str, Any]:
-        """Options learned when the provider is registered, shown to the user and stored with
-        it (an SSH host key, say); {} for most providers."""
+    def pin(self, *, renew: bool = False) -> dict[str, Any]:
+        """Options learned from the service itself, shown to the user and stored with the
+        provider (an SSH host key, say); {} for most providers. At registration, an option the
+        user gave is not learned again; with `renew` (`cdir provider pin`, after the service
+        changed it) everything is. A kind pins something when it overrides this method."""
         return {}
+
+    def show_pin(self, option: str, value: Any) -> str:
+        """How messages show a pinned option's value (SFTP: `ED25519 SHA256:…`)."""
+        return str(value)
 
     def close(self) -> None:  # noqa: B027 - optional hook; most providers hold nothing
         """Release connections."""

@@ -133,6 +133,28 @@ def fingerprint(key: paramiko.PKey) -> str:
     return f"{key.get_name()} SHA256:{digest}"
 
 
+# key type → the name OpenSSH's messages use ("The ED25519 host key ... has changed")
+_KEY_NAMES = {
+    "ssh-ed25519": "ED25519",
+    "ssh-rsa": "RSA",
+    "ssh-dss": "DSA",
+    "ecdsa-sha2-nistp256": "ECDSA",
+    "ecdsa-sha2-nistp384": "ECDSA",
+    "ecdsa-sha2-nistp521": "ECDSA",
+    "sk-ssh-ed25519@openssh.com": "ED25519-SK",
+    "sk-ecdsa-sha2-nistp256@openssh.com": "ECDSA-SK",
+}
+
+
+def show_host_key(pin: str) -> str:
+    """A pinned fingerprint as OpenSSH names it to people: `ssh-ed25519 SHA256:x` →
+    `ED25519 SHA256:x` (a bare `SHA256:x` or an unknown type is shown as it is)."""
+    parts = pin.split()
+    if len(parts) == 2 and parts[0] in _KEY_NAMES:
+        return f"{_KEY_NAMES[parts[0]]} {parts[1]}"
+    return pin
+
+
 def _parse_pin(pin: str) -> tuple[str | None, str]:
     """(key type or None, "SHA256:...") from `host_key`; a bare "SHA256:..." is accepted."""
     parts = pin.split()
@@ -500,7 +522,8 @@ class SFTPProvider(Provider):
         if digest != got.split()[1] or (kind is not None and kind != key.get_name()):
             expected = f"{kind} {digest}" if kind else digest
             raise AuthError(
-                f"{self.name}: host key for {where} changed: expected {expected} got {got}"
+                f"{self.name}: host key for {where} changed: expected {expected} got {got} "
+                f"(if the server's key was replaced on purpose: cdir provider pin {self.name})"
             )
 
     @contextmanager
@@ -884,12 +907,16 @@ class SFTPProvider(Provider):
                 raise
             return self._stat(dst, c.attrs(c.send(CMD_STAT, _enc(fd))))
 
-    def pin(self) -> dict[str, Any]:
-        """At registration with no `host_key` given: trust this first key and pin it (it is
-        shown to the user); every later connection must present the same key."""
-        if self._pin is not None:
+    def pin(self, *, renew: bool = False) -> dict[str, Any]:
+        """At registration with no `host_key` given, or to renew it: trust the key the server
+        presents now and pin it (it is shown to the user); every later connection must present
+        the same key."""
+        if self._pin is not None and not renew:
             return {}
         return {"host_key": fetch_host_key(self.host, self.port, self.timeout)}
+
+    def show_pin(self, option: str, value: Any) -> str:
+        return show_host_key(str(value)) if option == "host_key" else str(value)
 
     def check(self) -> None:
         with self._conn("") as c:

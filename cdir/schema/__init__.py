@@ -1,6 +1,23 @@
 """Shapes shared by the CLI, the API and the daemon (no ORM here)."""
 
-from cdir.schema.models import EntryOut, ProviderOut, ReplicaOut, TransferReport
+from cdir.schema.models import (
+    EntryOut,
+    GcReport,
+    PinOut,
+    PinsOut,
+    ProviderOut,
+    ReplicaOut,
+    TransferReport,
+)
 from cdir.schema.paths import normalize
 
-__all__ = ["EntryOut", "ProviderOut", "ReplicaOut", "TransferReport", "normalize"]
+__all__ = [
+    "EntryOut",
+    "GcReport",
+    "PinOut",
+    "PinsOut",
+    "ProviderOut",
+    "ReplicaOut",
+    "TransferReport",
+    "normalize",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 
 class ReplicaOut(BaseModel):
@@ -50,3 +50,41 @@ class TransferReport(BaseModel):
     errors: list[str] = []
     warnings: list[str] = []  # what was skipped on purpose and why (specials, links)
     seconds: float = 0.0
+
+
+class GcReport(BaseModel):
+    """What `cdir gc` purged (with `dry_run`, would purge)."""
+
+    tombstones_purged: int = 0
+    events_deleted: int = 0
+    tombstones_kept: int = 0  # old tombstones whose replicas are not all deleted
+    dry_run: bool = False
+    tombstones_before: datetime  # tombstones deleted before this were old enough
+    events_before: datetime  # events from before this were old enough
+    seconds: float = 0.0
+
+
+class PinOut(BaseModel):
+    """One option a provider learns from the service itself (an SSH host key): what is pinned
+    now and what the service presents."""
+
+    option: str  # e.g. host_key
+    what: str  # how messages name it: "host key"
+    old: str | None = None  # pinned now (None: nothing yet)
+    new: str  # what the service presents
+    old_text: str | None = None  # `old` as messages show it ("ED25519 SHA256:…")
+    new_text: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def changed(self) -> bool:
+        return self.old != self.new
+
+
+class PinsOut(BaseModel):
+    """`cdir provider pin`: what a provider pins (empty for a kind that pins nothing)."""
+
+    name: str
+    kind: str
+    pins: list[PinOut] = []
+    stored: bool = False  # the new values were stored

@@ -12,7 +12,8 @@
     moves       mv, rm
     scan        import what a provider holds
     namespace   cd, ls, stat, search, status, mkdir, prefer
-    providers   register, list, test, forget providers
+    providers   register, change, re-pin, list, test, forget providers
+    gc          purge old tombstones and journal events (cdir gc, and once a day on its own)
     engine      the parallel transfer engine (no catalog)
     state       the current directory (no catalog: `cdir pwd` stays cheap)
     protocol    the public operations, for a REST client to implement too

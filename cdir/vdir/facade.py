@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cdir.vdir.copies import CopyOps
+from cdir.vdir.gc import GcOps
 from cdir.vdir.moves import MoveOps
 from cdir.vdir.providers import ProviderOps
 from cdir.vdir.reads import ReadOps
@@ -10,6 +11,6 @@ from cdir.vdir.scan import ScanOps
 from cdir.vdir.streams import StreamOps
 
 
-class VDir(StreamOps, CopyOps, ReadOps, MoveOps, ScanOps, ProviderOps):
+class VDir(StreamOps, CopyOps, ReadOps, MoveOps, ScanOps, ProviderOps, GcOps):
     """The one layer that writes the catalog and calls providers; front ends (CLI, API,
     daemon) call its methods (`cdir.vdir.protocol.VirtualDirectory`) and nothing below."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO, Protocol
 
-from cdir.schema import EntryOut, ProviderOut, TransferReport
+from cdir.schema import EntryOut, GcReport, PinsOut, ProviderOut, TransferReport
 
 
 class Listing(Protocol):
@@ -117,8 +117,29 @@ class VirtualDirectory(Protocol):
         location: str | None = None,
         check: bool = True,
     ) -> ProviderOut: ...
+    def set_provider(
+        self,
+        name: str,
+        options: dict[str, str],
+        *,
+        priority: int | None = None,
+        location: str | None = None,
+        check: bool = True,
+    ) -> ProviderOut: ...
+    def provider_pins(self, name: str) -> PinsOut: ...
+    def pin_provider(self, name: str, pins: PinsOut | None = None) -> PinsOut: ...
     def providers(self) -> list[ProviderOut]: ...
     def provider(self, name: str) -> ProviderOut: ...
     def remove_provider(self, name: str, *, force: bool = False) -> int: ...
     def test_provider(self, name: str) -> float: ...
+
+    # --- upkeep ------------------------------------------------------------------------
+    def gc(
+        self,
+        *,
+        dry_run: bool = False,
+        older_than: float | None = None,
+        events_older_than: float | None = None,
+    ) -> GcReport: ...
+    def gc_if_due(self) -> GcReport | None: ...
     def close(self) -> None: ...

@@ -1,5 +1,6 @@
-"""The provider registry side of the virtual directory: register, list, show, test and
-forget providers; secrets go to the vault, never the catalog."""
+"""The provider registry side of the virtual directory: register, change, re-pin, list, show,
+test and forget providers; secrets go to the vault, never the catalog. Changing a provider keeps
+every replica: only its options, secrets, priority or location change, never its root."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from sqlalchemy import update
 from cdir.catalog import Provider, queries
 from cdir.catalog.queries import ENTRY, PROVIDER, REPLICA
 from cdir.errors import AlreadyExists, CdirError, UsageError
+from cdir.providers import Provider as Backend
 from cdir.providers import load_provider_class
 from cdir.providers.options import missing_required
-from cdir.schema import ProviderOut
+from cdir.schema import PinOut, PinsOut, ProviderOut
 from cdir.vdir.base import Core
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -54,14 +56,7 @@ class ProviderOps(Core):
         # URL has moved to its secrets, a relative folder became absolute)
         backend.create_root()
         if check:
-            pinned = backend.pin()
-            if pinned:
-                backend.close()
-                backend = cls(name, backend.root, {**backend.opts, **pinned}, backend.secrets)
-            try:
-                backend.check()
-            finally:
-                backend.close()
+            backend = self._pin_and_check(cls, backend)
         if backend.secrets:
             self.vault.set(name, dict(backend.secrets))
         row = Provider(
@@ -77,6 +72,100 @@ class ProviderOps(Core):
             s.add(row)
             self.event(s, "provider.add", "/", name, {"kind": kind})
         return self._provider_out(row, dict(backend.secrets))
+
+    def set_provider(
+        self,
+        name: str,
+        options: dict[str, str],
+        *,
+        priority: int | None = None,
+        location: str | None = None,
+        check: bool = True,
+    ) -> ProviderOut:
+        """Change a provider's options and secrets (an empty value removes one), and its
+        priority or location; every replica stays. The merged options are validated by
+        making the provider (and with `check`, by reaching it) before anything is stored;
+        the provider object open in this process is dropped, so the next use reopens it."""
+        row = self.provider_row(name)
+        cls = load_provider_class(row.kind)
+        if "root" in options:
+            raise UsageError(
+                f"{name}: the root cannot be changed (every replica is a path below it); "
+                "add a provider with the new root, replicate, then remove this one"
+            )
+        secret = {o.name for o in cls.options if o.secret}
+        opts = dict(row.options)
+        old_secrets = self.vault.get(row.secret_ref) if row.secret_ref else {}
+        secrets = dict(old_secrets)
+        for k, v in options.items():
+            target = secrets if k in secret else opts
+            if v == "":
+                target.pop(k, None)
+            else:
+                target[k] = v
+        missing = missing_required(cls.options, {**opts, **secrets})
+        if missing:
+            raise UsageError(f"provider kind {row.kind} needs --option {missing[0]}=…")
+        backend = cls(name, row.root, opts, secrets)  # typed options refuse bad values here
+        if check:
+            backend = self._pin_and_check(cls, backend)
+        new_opts, new_secrets = dict(backend.opts), dict(backend.secrets)
+        changed = sorted(
+            k for k in {*row.options, *new_opts} if row.options.get(k) != new_opts.get(k)
+        )
+        changed_secrets = sorted(
+            k for k in {*old_secrets, *new_secrets} if old_secrets.get(k) != new_secrets.get(k)
+        )
+        ref = row.secret_ref or name
+        if changed_secrets:
+            self.vault.set(ref, new_secrets)  # {} removes them
+        values: dict[str, Any] = {
+            "options": new_opts,
+            "secret_ref": ref if new_secrets else None,
+        }
+        if priority is not None:
+            values["priority"] = priority
+        if location is not None:
+            values["location"] = location or None
+        with self.db.transaction(write=True) as s:
+            s.execute(update(PROVIDER).where(PROVIDER.c.id == row.id).values(**values))
+            detail = {"options": changed, "secrets": changed_secrets}
+            self.event(s, "provider.set", "/", name, detail | {"kind": row.kind})
+        self._drop_backend(name)
+        return self.provider(name)
+
+    def provider_pins(self, name: str) -> PinsOut:
+        """What the provider pins (an SSH host key) against what the service presents now;
+        no pins for a kind that pins nothing. Nothing is stored (see pin_provider)."""
+        row = self.provider_row(name)
+        cls = load_provider_class(row.kind)
+        out = PinsOut(name=name, kind=row.kind)
+        if cls.pin is Backend.pin:
+            return out
+        b = self.backend(name)
+        for option, new in b.pin(renew=True).items():
+            old = row.options.get(option)
+            out.pins.append(
+                PinOut(
+                    option=option,
+                    what=option.replace("_", " "),
+                    old=None if old in (None, "") else str(old),
+                    new=str(new),
+                    old_text=None if old in (None, "") else b.show_pin(option, old),
+                    new_text=b.show_pin(option, new),
+                )
+            )
+        return out
+
+    def pin_provider(self, name: str, pins: PinsOut | None = None) -> PinsOut:
+        """Store what the service presents as the provider's pinned options: `pins` as
+        provider_pins gave them (what the user saw and accepted), else learned now. Every
+        replica stays."""
+        pins = pins or self.provider_pins(name)
+        changed = {p.option: p.new for p in pins.pins if p.changed}
+        if changed:
+            self.set_provider(name, changed, check=False)
+        return pins.model_copy(update={"stored": bool(changed)})
 
     def providers(self) -> list[ProviderOut]:
         with self.db.transaction() as s:
@@ -106,10 +195,7 @@ class ProviderOps(Core):
             self.event(s, "provider.remove", "/", name, {"replicas": n})
         if row.secret_ref:
             self.vault.delete(row.secret_ref)
-        with self._lock:
-            b = self._backends.pop(name, None)
-        if b:
-            b.close()
+        self._drop_backend(name)
         return n
 
     def test_provider(self, name: str) -> float:
@@ -130,6 +216,27 @@ class ProviderOps(Core):
             keyring.set_password("cdir", str(self.settings.vault), phrase)
         except Exception as exc:  # no backend, locked, headless…: one line, no traceback
             raise CdirError(f"no usable OS keyring: {type(exc).__name__}") from None
+
+    @staticmethod
+    def _pin_and_check(cls: type[Backend], backend: Backend) -> Backend:
+        """Learn what the provider pins (when not given), then reach it; the provider (closed)
+        with what it pinned in its options."""
+        pinned = backend.pin()
+        if pinned:
+            backend.close()
+            backend = cls(backend.name, backend.root, {**backend.opts, **pinned}, backend.secrets)
+        try:
+            backend.check()
+        finally:
+            backend.close()
+        return backend
+
+    def _drop_backend(self, name: str) -> None:
+        """Close the provider object open for `name`: the next use opens it anew."""
+        with self._lock:
+            b = self._backends.pop(name, None)
+        if b:
+            b.close()
 
     def _provider_out(self, row: Provider, secrets: dict[str, str] | None = None) -> ProviderOut:
         from cdir.vault import mask

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import getpass
 import hashlib
 import os
+import signal
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -54,8 +57,10 @@ def _fingerprint(pub_line: str) -> str:
 
 
 def _keygen(path: Path) -> str:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "cdir-test", "-f",
-                    str(path)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "cdir-test", "-f", str(path)],
+        check=True,
+    )
     return path.with_suffix(".pub").read_text()
 
 
@@ -91,12 +96,14 @@ def sftp_server_running() -> Iterator[SFTPServer]:
             "LogLevel ERROR\n"
             "Subsystem sftp internal-sftp\n"
         )
-        (work / "known_hosts").write_text(
-            f"[127.0.0.1]:{port} {' '.join(host_pub.split()[:2])}\n")
-        with running([SSHD, "-D", "-e", "-f", str(work / "sshd_config")],
-                     lambda: _banner(port), "sshd"):
+        (work / "known_hosts").write_text(f"[127.0.0.1]:{port} {' '.join(host_pub.split()[:2])}\n")
+        with running(
+            [SSHD, "-D", "-e", "-f", str(work / "sshd_config")], lambda: _banner(port), "sshd"
+        ):
             yield SFTPServer(
-                host="127.0.0.1", port=port, username=user,
+                host="127.0.0.1",
+                port=port,
+                username=user,
                 private_key=(work / "client_ed25519").read_text(),
                 key_file=work / "client_ed25519",
                 host_key=_fingerprint(host_pub),
@@ -111,13 +118,53 @@ def sftp_server() -> Iterator[SFTPServer]:
         yield server
 
 
+@pytest.fixture
+def own_sftp_server() -> Iterator[SFTPServer]:
+    """An sshd for one test alone, which may change its host key (see `rekey`)."""
+    with sftp_server_running() as server:
+        yield server
+
+
+def rekey(server: SFTPServer) -> SFTPServer:
+    """Give the server a new host key, as an admin who reinstalls a host does: a new key
+    file, then SIGHUP (sshd re-executes itself and reads it). Returns the server with its new
+    fingerprint once ssh-keyscan sees it. Only for `own_sftp_server`: others share theirs."""
+    work = server.data_dir.parent
+    fresh = work / f"rekey-{uuid.uuid4().hex[:8]}"
+    fresh.mkdir()
+    pub = _keygen(fresh / "host_ed25519")
+    (fresh / "host_ed25519").replace(work / "host_ed25519")
+    (fresh / "host_ed25519.pub").replace(work / "host_ed25519.pub")
+    want = _fingerprint(pub)
+    os.kill(int((work / "sshd.pid").read_text()), signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        scan = subprocess.run(
+            ["ssh-keyscan", "-T", "2", "-t", "ed25519", "-p", str(server.port), server.host],
+            capture_output=True,
+            text=True,
+        )
+        lines = [ln.split(None, 1)[1] for ln in scan.stdout.splitlines() if ln and ln[0] != "#"]
+        if any(_fingerprint(ln) == want for ln in lines):
+            (work / "known_hosts").write_text(
+                f"[{server.host}]:{server.port} {' '.join(pub.split()[:2])}\n"
+            )
+            return dataclasses.replace(server, host_key=want)
+        time.sleep(0.1)
+    raise RuntimeError("sshd did not take its new host key in 20 s")
+
+
 def provider_config(server: SFTPServer, root: str | None = None) -> dict[str, Any]:
     """`cdir provider add` inputs for this server: kind, root, options and secrets."""
     return {
         "kind": "sftp",
         "root": root if root is not None else server.fresh_root(),
-        "options": {"host": server.host, "port": server.port, "username": server.username,
-                    "host_key": server.host_key},
+        "options": {
+            "host": server.host,
+            "port": server.port,
+            "username": server.username,
+            "host_key": server.host_key,
+        },
         "secrets": {"private_key": server.private_key},
     }
 
