@@ -251,22 +251,15 @@ def test_undeleted_names_the_tombstones_whose_replicas_remain(vdir: Any, tmp_pat
         assert maintenance.undeleted(s, "/new.txt") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="writes.rename_subtree (lead's, not edited here) drops a tombstone in mv's way with "
-    "its replica rows: the file laptop failed to delete is forgotten. mv should refuse (or "
-    "finish the delete) when maintenance.undeleted(s, dst) names one",
-)
 def test_mv_onto_a_failed_delete_does_not_forget_it(vdir: Any, tmp_path: Path) -> None:
     _failed_delete_at_old(vdir, tmp_path)
-    try:
+    with pytest.raises(
+        Conflict,
+        match=r"^cannot move onto /old.txt: /old.txt was removed but is not deleted on every provider yet \(finish with `cdir rm /old.txt`\)$",
+    ):
         vdir.mv("/new.txt", "/old.txt", progress=False)
-    except Conflict:
-        return  # refused: nothing forgotten
-    left = tmp_path / "laptop/old.txt"
     with vdir.db.transaction() as s:
-        tracked = maintenance.undeleted(s, "/old.txt")
-    assert not left.exists() or tracked
+        assert maintenance.undeleted(s, "/old.txt") == ["/old.txt"]  # still tracked
 
 
 # --- CLI -----------------------------------------------------------------------------------------

@@ -155,15 +155,29 @@ class Globals:
 
     def open(self) -> Any:
         if self.vdir is None:
-            from cdir.config import Settings
             from cdir.vdir import VDir
 
-            settings = Settings(catalog_url=self.catalog) if self.catalog else Settings()
+            settings = _settings(self.catalog)
             self.vdir = VDir(settings, interactive=sys.stdin.isatty())
         return self.vdir
 
 
 G = Globals()
+
+
+def _settings(catalog: str | None) -> Any:
+    """cdir's settings; a bad CDIR_* value is one line naming it, not a traceback."""
+    from pydantic import ValidationError
+
+    from cdir.config import Settings
+
+    try:
+        return Settings(catalog_url=catalog) if catalog else Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "CDIR_" + str(err["loc"][0]).upper() if err.get("loc") else "a CDIR_ variable"
+        raise UsageError(f"bad setting {name}: {err['msg']}") from None
+
 
 RecursiveOpt = Annotated[
     bool, typer.Option("--recursive", "-r", "-R", help="Include everything below")
@@ -305,10 +319,9 @@ def cd_cmd(path: Annotated[str, typer.Argument(help="Virtual directory")] = "/")
 @app.command("pwd")
 def pwd_cmd() -> None:
     """Print the current virtual directory."""
-    from cdir.config import Settings
     from cdir.vdir.state import current_dir
 
-    typer.echo(current_dir(Settings(catalog_url=G.catalog) if G.catalog else Settings()))
+    typer.echo(current_dir(_settings(G.catalog)))
 
 
 @app.command("ls")

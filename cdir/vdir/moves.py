@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from cdir.catalog import Provider, ReplicaState, queries, writes
+from cdir.catalog import Provider, ReplicaState, maintenance, queries, writes
 from cdir.catalog.queries import path_of
-from cdir.errors import AlreadyExists, CdirError, IsADirectory, NotFound, UsageError
+from cdir.errors import AlreadyExists, CdirError, Conflict, IsADirectory, NotFound, UsageError
 from cdir.providers import RemoteStat
 from cdir.providers.common import chunk_reader
 from cdir.schema import TransferReport
@@ -44,6 +44,12 @@ class MoveOps(Core):
             files = 1 if se.kind == "file" else len(queries.files_in(s, sp, recursive=True))
             provs = queries.providers_by_id(s)
             writes.check_dirs(s, [split(dp)[0]])
+            left = maintenance.undeleted(s, dp)  # a tombstone there still has a file
+        if left:
+            raise Conflict(
+                f"cannot move onto {dp}: {left[0]} was removed but is not deleted on every "
+                f"provider yet (finish with `cdir rm {left[0]}`)"
+            )
         report = TransferReport()
         tasks = [
             engine.Task(
