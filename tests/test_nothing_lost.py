@@ -194,3 +194,36 @@ def test_a_bad_setting_is_one_line(cli: Any, monkeypatch: pytest.MonkeyPatch) ->
     r = cli("ls", "/")
     assert r.code == 2
     assert r.err.startswith("cdir: error: bad setting CDIR_PARALLEL: ") and r.err.count("\n") == 1
+
+
+def test_uploads_left_by_a_killed_cdir_are_removed_by_the_next_put_and_by_scan(
+    two: Any, tmp_path: Path
+) -> None:
+    """Case 4 (the temporaries part; SIGKILL itself: test_faults.py): a temporary whose
+    writer is gone is removed; one of a live writer is left alone."""
+    import subprocess
+    import sys
+
+    from cdir.providers.base import TMP_PREFIX
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = int(gone.stdout)
+    make_tree(tmp_path / "src", {"d/f.txt": "x", "e/g.txt": "y"})
+    assert two("put", f"{tmp_path}/src/d/", "/d", "-r").code == 0
+    leftover = tmp_path / "laptop/d" / f"{TMP_PREFIX}{dead}-abc123"
+    leftover.write_bytes(b"half an upload")
+    live = tmp_path / "laptop/d" / f"{TMP_PREFIX}{os.getpid()}-def456"
+    live.write_bytes(b"in flight")
+    (tmp_path / "src/d/f2.txt").write_text("new")
+    assert two("put", f"{tmp_path}/src/d/", "/d", "-r").code == 0
+    assert not leftover.exists() and live.exists()
+    other = tmp_path / "archive/d" / f"{TMP_PREFIX}{dead}-0f0f0f"
+    other.write_bytes(b"half")
+    r = two("scan", "archive", "/d")
+    assert r.code == 0 and not other.exists()
+    assert "cdir: skipped: archive: removed 1 upload(s) left by a killed cdir" in r.err

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,6 +195,13 @@ class Provider(ABC):
         """Raise a cdir error if the provider cannot be reached or used (for `provider test`)."""
         next(iter(self.list("")), None)
 
+    def reap_temporaries(self, folders: Iterable[str]) -> int:
+        """Remove the uploads in flight left in `folders` by a writer that was killed
+        (`orphaned`); returns how many. Called after writes and by `scan`; providers whose
+        temporaries expire on their own (object stores' uncommitted uploads) keep this
+        no-op."""
+        return 0
+
     def create_root(self) -> None:  # noqa: B027 - optional hook; most roots exist already
         """Create the root where it is missing and the provider can (a local folder). Only
         `provider add` calls it: a root that vanishes later is a fault, never recreated by a
@@ -232,12 +239,36 @@ def atomic_write(dst: Path, mtime_ns: int | None = None) -> Iterator[tuple[int, 
         raise
 
 
+def temp_name() -> str:
+    """A name for an upload in flight: TMP_PREFIX, this process's id (so a later command can
+    tell one whose writer was killed, see `orphaned`), and a random part."""
+    return f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
+
+
+def orphaned(name: str, age_s: float) -> bool:
+    """Whether the temporary `name` (`age_s` seconds old) was left by a writer that is gone:
+    its process no longer runs on this machine, or (no process id in the name, or written
+    from elsewhere) it is over a day old."""
+    pid = name.removeprefix(TMP_PREFIX).split("-", 1)[0]
+    if age_s > 86400:
+        return True
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def create_temp(directory: Path) -> tuple[int, Path]:
     """Create a hidden temporary file in `directory`, open for writing. Unlike mkstemp (0600)
     it gets the mode of any new file (0666 less the umask), since it is renamed into place."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        tmp = directory / f"{TMP_PREFIX}{os.urandom(8).hex()}"
+        tmp = directory / temp_name()
         try:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import stat as statmod
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +35,7 @@ from cdir.providers.base import (
     RemoteStat,
     atomic_write,
     create_temp,
+    orphaned,
 )
 from cdir.providers.common import check_size
 from cdir.providers.options import OptionSpec
@@ -271,6 +274,22 @@ class LocalProvider(Provider):
             d.parent.mkdir(parents=True, exist_ok=True)
             os.replace(s, d)
             return self.stat(dst)
+
+    def reap_temporaries(self, folders: Iterable[str]) -> int:
+        now, gone = time.time(), 0
+        for folder in folders:
+            try:
+                entries = list(os.scandir(self._p(folder)))
+            except OSError:
+                continue  # gone or unreadable: nothing of ours to reap there
+            for de in entries:
+                if not de.name.startswith(TMP_PREFIX):
+                    continue
+                with contextlib.suppress(OSError):
+                    if orphaned(de.name, now - de.stat(follow_symlinks=False).st_mtime):
+                        os.unlink(de.path)
+                        gone += 1
+        return gone
 
     def create_root(self) -> None:
         with translated(ERRORS, self._what("")):

@@ -4,6 +4,7 @@ provider name, shared by the transfer threads."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -16,7 +17,7 @@ from sqlmodel import Session
 
 from cdir.catalog import Database, Provider, queries, writes
 from cdir.config import Settings
-from cdir.errors import Interrupted, NotFound, UsageError
+from cdir.errors import CdirError, Interrupted, NotFound, UsageError
 from cdir.providers import Provider as Backend
 from cdir.providers import load_provider_class
 from cdir.schema import TransferReport
@@ -137,6 +138,15 @@ class Core:
         """The useful concurrency of each provider the tasks use (its lane width in the
         engine). Only those are opened: a provider that is not used needs no secret."""
         return {n: self.backend(n).capabilities.max_parallel for n in {t.lane for t in tasks}}
+
+    def reap(self, folders: dict[str, set[str]]) -> int:
+        """Remove what killed writers left in these folders (provider name → remote
+        folders); best effort: a provider that fails here fails the next real operation."""
+        gone = 0
+        for name, dirs in folders.items():
+            with contextlib.suppress(CdirError):
+                gone += self.backend(name).reap_temporaries(sorted(dirs))
+        return gone
 
     # --- journal --------------------------------------------------------------------------
     def event(

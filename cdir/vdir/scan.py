@@ -27,6 +27,9 @@ class ScanOps(Core):
         found = self._listing(provider, vp)
         dirs = {"/" + st.path for st in found if st.kind == "dir"} | ({vp} if vp != "/" else set())
         files = [st for st in found if st.kind == "file"]
+        folders = {remote_of(vp)} | {st.path for st in found if st.kind == "dir"}
+        if reaped := self.reap({provider: folders}):
+            report.warnings.append(f"{provider}: removed {reaped} upload(s) left by a killed cdir")
         self.db.write(lambda s: writes.ensure_dirs(s, dirs))
         for i in range(0, len(files), BATCH):
             self._scan_batch(prov, vp, files[i : i + BATCH], report)

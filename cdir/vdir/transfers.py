@@ -130,6 +130,7 @@ class TransferOps(Core):
             try:
                 self._transfer(todo, parallel, progress, action, report)
             finally:
+                self.reap(_folders(todo))
                 report.seconds = round(time.perf_counter() - t0, 3)
         if dirs and (report.files or not todo):
             self.db.write(lambda s: writes.ensure_dirs(s, dirs))
@@ -289,6 +290,15 @@ class TransferOps(Core):
                 f"({kind} {got[:12]}… where the catalog has {want[:12]}…); not copied from"
             )
         return st
+
+
+def _folders(jobs: Sequence[FileJob]) -> dict[str, set[str]]:
+    """provider name → the remote folders the jobs wrote into."""
+    out: dict[str, set[str]] = {}
+    for f in jobs:
+        for p in f.targets:
+            out.setdefault(p.name, set()).add(remote_of(split(f.vpath)[0]))
+    return out
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
