@@ -230,6 +230,14 @@ def _summary(action: str, rep: Any) -> None:
             f"{action}: {rep.files} file(s), {human_size(rep.bytes)} in {rep.seconds:.2f} s{rate}"
             f" (skipped {rep.skipped}, failed {rep.failed})"
         )
+        if rep.failed and len(rep.providers) > 1:  # who did what, when some failed
+            typer.echo(
+                "  "
+                + ", ".join(
+                    f"{name}: {t.files} file(s)" + (f", {t.failed} failed" if t.failed else "")
+                    for name, t in sorted(rep.providers.items())
+                )
+            )
     if not G.quiet:
         for note in rep.warnings[:20]:
             typer.echo(f"cdir: skipped: {note}", err=True)

@@ -42,6 +42,14 @@ class ProviderOut(BaseModel):
     enabled: bool = True
 
 
+class ProviderTally(BaseModel):
+    """What one provider did in a transfer."""
+
+    files: int = 0
+    bytes: int = 0
+    failed: int = 0
+
+
 class TransferReport(BaseModel):
     files: int = 0
     bytes: int = 0
@@ -49,6 +57,7 @@ class TransferReport(BaseModel):
     failed: int = 0
     errors: list[str] = []
     warnings: list[str] = []  # what was skipped on purpose and why (specials, links)
+    providers: dict[str, ProviderTally] = {}  # per provider written to
     seconds: float = 0.0
 
 

@@ -58,14 +58,17 @@ class Outcome(Generic[T]):
     attempts: int = 1
 
 
-def _with_retries(task: Task[T], down: Mapping[str, CdirError]) -> Outcome[T]:
-    """Retry retryable errors only, with jittered exponential backoff."""
+def _with_retries(task: Task[T], down: dict[str, CdirError]) -> Outcome[T]:
+    """Retry retryable errors only, with jittered exponential backoff. A task still failing
+    Unavailable after its retries marks its lane down (at once, for every worker)."""
     for attempt in range(1, RETRIES + 1):
         if task.lane in down:
             return Outcome(task, None, _untried(task, down[task.lane]), 0)
         try:
             return Outcome(task, task.run(), None, attempt)
         except CdirError as exc:
+            if isinstance(exc, Unavailable) and attempt == RETRIES:
+                down.setdefault(task.lane, exc)
             if not exc.retryable or attempt == RETRIES:
                 return Outcome(task, None, exc, attempt)
             time.sleep(BACKOFF_S * 2 ** (attempt - 1) * (0.5 + random.random()))
@@ -127,7 +130,6 @@ class Run(Generic[T]):
                     self._running -= 1
                     if outs:
                         self._busy[outs[0].task.lane] -= 1
-                    self._note_down(outs)
                     if exc is None:
                         self._fill()
                     for out in outs:
@@ -139,12 +141,6 @@ class Run(Generic[T]):
         finally:
             self._cancelled.set()
             self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def _note_down(self, outs: list[Outcome[T]]) -> None:
-        for out in outs:
-            err = out.error
-            if isinstance(err, Unavailable) and out.attempts >= RETRIES:
-                self.down.setdefault(out.task.lane, err)
 
     def _work(self, bundle: list[Task[T]]) -> None:
         done: list[Outcome[T]] = []

@@ -23,6 +23,7 @@ from cdir.providers import Provider as Backend
 from cdir.providers import RemoteStat
 from cdir.providers.common import chunk_reader
 from cdir.schema import TransferReport
+from cdir.schema.models import ProviderTally
 from cdir.schema.paths import is_within, split
 from cdir.vdir import engine, verify
 from cdir.vdir.base import BATCH, Core, actor_name, interruptible
@@ -182,6 +183,7 @@ class TransferOps(Core):
     ) -> FileJob:
         f, p = out.task.key
         assert p.id is not None
+        tally = report.providers.setdefault(p.name, ProviderTally())
         if out.error is not None:
             f.failed[p.id] = str(out.error)
         elif out.result.size != f.size:
@@ -189,7 +191,10 @@ class TransferOps(Core):
         else:
             f.done[p.id] = out.result
             report.bytes += f.size
+            tally.files += 1
+            tally.bytes += f.size
             bar.advance(0, f.size)
+        tally.failed += p.id in f.failed
         return f
 
     def _record(self, jobs: list[FileJob], action: str, report: TransferReport) -> None:
