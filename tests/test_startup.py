@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ["boto3", "botocore", "paramiko", "azure.storage.blob", "google.cloud.storage", "httpx", "rich"]
+HEAVY = ["boto3", "botocore", "paramiko", "asyncssh", "azure.storage.blob", "google.cloud.storage", "httpx", "rich"]
 
 
 def test_ls_imports_no_provider_sdk(tmp_path: Path) -> None:

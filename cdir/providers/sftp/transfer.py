@@ -22,7 +22,7 @@ import posixpath
 from collections import deque
 from collections.abc import Iterator
 from contextlib import suppress
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 import asyncssh
 
@@ -47,10 +47,14 @@ async def _open(c: Conn, full: str, flags: int) -> asyncssh.SFTPClientFile:
     return await c.sftp.open(full, flags, encoding=None, block_size=0)
 
 
-def _writes(c: Conn, f: asyncssh.SFTPClientFile, data: bytes, offset: int) -> list[asyncio.Task]:
+def _writes(
+    c: Conn, f: asyncssh.SFTPClientFile, data: bytes, offset: int
+) -> list[asyncio.Future[Any]]:
+    """WRITE requests for `data`, sent in order (see the module docstring)."""
     view, size = memoryview(data), c.max_write
+    # asyncssh sends any bytes-like object: views of `data` spare a copy per request
     return [
-        asyncio.ensure_future(f.write(view[i : i + size], offset + i))
+        start(f.write(cast(bytes, view[i : i + size]), offset + i))
         for i in range(0, len(view), size)
     ]
 
@@ -155,9 +159,9 @@ async def _open_read(c: Conn, full: str) -> tuple[asyncssh.SFTPClientFile, async
 async def _read_full(f: asyncssh.SFTPClientFile, offset: int, n: int) -> bytes:
     """`n` bytes at `offset`, fewer only where the file ends (a short read before the end,
     which is rare, is asked again for the rest)."""
-    data = await f.read(n, offset)
+    data: bytes = await f.read(n, offset)
     while 0 < len(data) < n:
-        more = await f.read(n - len(data), offset + len(data))
+        more: bytes = await f.read(n - len(data), offset + len(data))
         if not more:
             break
         data += more

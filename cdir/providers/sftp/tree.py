@@ -9,7 +9,7 @@ import posixpath
 import stat as statmod
 from collections.abc import Awaitable
 from contextlib import suppress
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncssh
 
@@ -34,7 +34,7 @@ def start(aw: Awaitable[T]) -> asyncio.Future[T]:
     return asyncio.ensure_future(aw)
 
 
-async def settle(*futures: asyncio.Future[object]) -> None:
+async def settle(*futures: asyncio.Future[Any]) -> None:
     """Wait for requests whose answer no longer matters (an error among them included)."""
     await asyncio.gather(*futures, return_exceptions=True)
 
