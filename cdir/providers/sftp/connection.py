@@ -43,7 +43,6 @@ class Conn:
     max_read: int = SAFE_REQUEST
     max_write: int = SAFE_REQUEST
     posix_rename: bool = True
-    _closing: list[concurrent.futures.Future[Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         limits = self.sftp.limits  # from limits@openssh.com, when the server has it

@@ -3,12 +3,15 @@
 asyncssh is asynchronous; cdir's callers are threads (the transfer engine, the CLI, the API's
 worker threads). A daemon thread runs one event loop, started on first use; a caller hands it a
 coroutine (`submit`) and blocks on the result (`wait`) with a timeout, so no caller ever runs
-asyncio itself. Calling `wait` from the loop thread would deadlock and is refused.
+asyncio itself. Calling `wait` from the loop thread would deadlock and is refused. Once the
+interpreter exits, nothing more is submitted (connections left open are dropped with the
+process): cleanup run by the garbage collector then fails fast instead of waiting for a loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import os
 import sys
@@ -21,6 +24,15 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
+_exiting = False
+
+
+def _at_exit() -> None:
+    global _exiting
+    _exiting = True
+
+
+atexit.register(_at_exit)
 
 
 def _forget_after_fork() -> None:
@@ -36,6 +48,8 @@ def get_loop() -> asyncio.AbstractEventLoop:
     """The loop, its thread started on first use."""
     global _loop, _thread
     with _lock:
+        if _exiting or sys.is_finalizing():
+            raise RuntimeError("cdir.providers.sftp: the interpreter is exiting")
         if _loop is None or _thread is None or not _thread.is_alive():
             loop = asyncio.new_event_loop()
             thread = threading.Thread(target=loop.run_forever, name="cdir-sftp-io", daemon=True)
@@ -50,7 +64,11 @@ def on_loop_thread() -> bool:
 
 def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
     """Start `coro` on the loop; its result (or exception) comes through the future."""
-    return asyncio.run_coroutine_threadsafe(coro, get_loop())
+    try:
+        return asyncio.run_coroutine_threadsafe(coro, get_loop())
+    except BaseException:
+        coro.close()  # never started
+        raise
 
 
 def wait(future: concurrent.futures.Future[T], timeout: float | None) -> T:

@@ -30,7 +30,7 @@ from cdir.errors import IsADirectory
 from cdir.providers.common import check_size, read_upto
 from cdir.providers.sftp import loop
 from cdir.providers.sftp.connection import Conn
-from cdir.providers.sftp.tree import is_dir, makedirs, replace, settle, start
+from cdir.providers.sftp.tree import forget, is_dir, makedirs, replace, settle, start
 
 STEP = 2 * 1024 * 1024  # bytes handed between the caller's thread and the loop at once
 AHEAD = 2  # steps in flight per transfer (with OpenSSH: 16 requests of 255 KiB)
@@ -152,7 +152,7 @@ async def _open_read(c: Conn, full: str) -> tuple[asyncssh.SFTPClientFile, async
     try:
         return f, await stat
     except BaseException:
-        start(f.close())
+        forget(f.close())
         raise
 
 
@@ -201,4 +201,5 @@ def read(c: Conn, full: str, what: str, begin: int, end: int | None) -> Iterator
     finally:
         for future, _ in ahead:
             future.cancel()
-        c.start(f.close())  # not waited for
+        with suppress(RuntimeError):  # the interpreter is exiting: the process drops it
+            c.start(f.close())  # not waited for

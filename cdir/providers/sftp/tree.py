@@ -34,6 +34,11 @@ def start(aw: Awaitable[T]) -> asyncio.Future[T]:
     return asyncio.ensure_future(aw)
 
 
+def forget(aw: Awaitable[object]) -> None:
+    """Send a request whose answer nobody waits for (an error in it included)."""
+    start(aw).add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
 async def settle(*futures: asyncio.Future[Any]) -> None:
     """Wait for requests whose answer no longer matters (an error among them included)."""
     await asyncio.gather(*futures, return_exceptions=True)
