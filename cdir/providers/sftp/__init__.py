@@ -10,17 +10,23 @@ connection: keys, ciphers, login), `hostkeys` (pinning), `errors` (asyncssh → 
 `loop` (the one event loop thread all connections live on).
 
 Why asyncssh. SFTP is fast only with many requests in flight. paramiko's public API waits for a
-reply to nearly every request, and its pipelined writes are 32 KiB each; keeping requests in
-flight with it needed its private request methods. asyncssh's public API is asynchronous: every
-request is a coroutine, so many are in flight with no private calls, and it reads the server's
-request-size limits itself. cdir's threads hand it coroutines through one event loop thread.
-Measured here (2 cores, OpenSSH on 127.0.0.1; `python -m benchmarks.run --quick`, rclone with
-disable_hashcheck in the same run), cdir / rclone seconds:
+reply to almost every request (five round trips for a small put) and pipelines writes of 32 KiB
+only; keeping requests in flight needed its private request methods. asyncssh's public API is
+asynchronous: each request is a coroutine, so many are in flight with no private calls, and it
+reads the server's request-size limits itself. Measured against OpenSSH on 127.0.0.1 (2 shared
+cores), the provider alone with 4 threads, wall / CPU seconds:
 
-| case | paramiko (private API) | paramiko public API only | asyncssh |
-|---|---|---|---|
-| put 2,000 x 16 KiB | 2.82 / 2.14 (1.32x) | — | see docs/providers.md |
-| put 1 x 1 GiB | 5.85 / 3.09 (1.89x) | — | see docs/providers.md |
+    client                          2,000 x 16 KiB puts    1 x 1 GiB put
+    paramiko, private API (before)  1.6-2.5 / 0.9-2.0      2.7-3.9 / 1.6-1.9
+    paramiko, public API only       2.1-2.5 / 1.2-2.0      4.9-6.5 (32 KiB writes)
+    asyncssh 2.24                   2.6-3.1 / 1.9-2.7      2.9-3.6 / 2.2-2.8
+
+and end to end (`python -m benchmarks.run --quick`, rclone with disable_hashcheck in the same
+run), cdir / rclone seconds: 2,000 x 16 KiB 2.82 / 2.14 (1.32x) before, 4.18 / 2.17 (1.93x)
+with asyncssh; 1 GiB 5.85 / 3.09 (1.89x) before, 3.58 / 2.20 (1.62x) with asyncssh. asyncssh
+spends more CPU per request (an asyncio task and future each, and 2.24 sends an SSH_MSG_IGNORE
+before every packet, doubling encryptions and socket writes), which shows on many small files
+over loopback; it keeps the round trips per file that decide the speed over a real network.
 """
 
 from cdir.providers.sftp.hostkeys import fetch_host_key, fingerprint
