@@ -55,6 +55,10 @@ class Conn:
         """`coro` run on the loop; TimeoutError when the server is silent for `timeout`."""
         return loop.run(coro, self.timeout)
 
+    def run_paced(self, coro: Coroutine[Any, Any, T]) -> T:
+        """`coro` run on the loop with no overall limit: it keeps its own (`tree.paced`)."""
+        return loop.run(coro, None)
+
     def start(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return loop.submit(coro)
 

@@ -147,10 +147,13 @@ class SFTPProvider(Provider):
         finally:
             self._pool.give_back(conn, generation, broken)
 
-    def _run(self, path: str, work: Callable[[Conn], Coroutine[Any, Any, T]]) -> T:
-        """`work` on a pooled connection, run on the event loop."""
+    def _run(
+        self, path: str, work: Callable[[Conn], Coroutine[Any, Any, T]], paced: bool = False
+    ) -> T:
+        """`work` on a pooled connection, run on the event loop (`paced`: work that keeps its
+        own timeout, `tree.paced`)."""
         with self._conn(path) as c:
-            return c.run(work(c))
+            return c.run_paced(work(c)) if paced else c.run(work(c))
 
     def close(self) -> None:
         self._pool.close()
@@ -182,12 +185,14 @@ class SFTPProvider(Provider):
                 if not top or rel == "":
                     return None  # removed while listing; or a root that holds nothing yet
                 # OpenSSH reports "not a directory" as "no such file"
-                if await tree.exists(c, full):
+                async with tree.paced(c):
+                    there = await tree.exists(c, full)
+                if there:
                     raise NotADirectory(f"{what}: not a directory") from None
                 raise NotFound(f"{what}: no such directory") from None
             return [(self._stat(child, a), real) for child, a, real in found]
 
-        return self._run(rel, work)
+        return self._run(rel, work, paced=True)
 
     def list(self, path: str = "", recursive: bool = False) -> Iterator[RemoteStat]:
         entries = self._list_dir(path, top=True)
@@ -275,11 +280,11 @@ class SFTPProvider(Provider):
                 self._remove_dir(c, full)
 
     def _remove_dir(self, c: Conn, full: str) -> None:
-        """Depth first, one directory per step (each step waits `timeout` at most)."""
-        files, dirs = c.run(tree.contents(c, full))
+        """Depth first, one directory at a time."""
+        files, dirs = c.run_paced(tree.contents(c, full))
         for d in dirs:
             self._remove_dir(c, d)
-        c.run(tree.remove_dir(c, full, files))
+        c.run_paced(tree.remove_dir(c, full, files))
 
     def set_mtime(self, path: str, mtime_ns: int) -> RemoteStat:
         full = self._full(path)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import posixpath
 import stat as statmod
-from collections.abc import Awaitable
-from contextlib import suppress
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar
 
 import asyncssh
@@ -23,6 +23,19 @@ Missing = asyncssh.SFTPNoSuchFile
 # to, for links), and for a directory reached through a link the real path it leads to
 Listed = tuple[str, asyncssh.SFTPAttrs, str | None]
 _REMOVE_AHEAD = 64  # removals in flight while a directory is emptied
+
+
+@asynccontextmanager
+async def paced(c: Conn) -> AsyncIterator[Callable[[], None]]:
+    """For work of any length (a directory of a million names): TimeoutError only when no
+    answer came for `timeout` seconds. The block calls what this gives at each answer; run
+    it with `Conn.run_paced`."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(c.timeout) as deadline:
+            yield lambda: deadline.reschedule(loop.time() + c.timeout)
+    except TimeoutError:
+        raise TimeoutError(f"no answer from the server within {c.timeout:g} s") from None
 
 
 def is_dir(a: asyncssh.SFTPAttrs) -> bool:
@@ -131,18 +144,27 @@ async def listdir(c: Conn, full: str, rel: str) -> list[Listed]:
     recursive listing enter each real directory once, so link loops end."""
     out: list[Listed] = []
     links: list[str] = []
-    async for e in c.sftp.scandir(full):  # attributes as lstat gives them
-        name = str(e.filename)
-        if name in (".", "..") or name.startswith(TMP_PREFIX):
-            continue
-        child = f"{rel}/{name}" if rel else name
-        mode = e.attrs.permissions or 0
-        if statmod.S_ISLNK(mode):
-            links.append(child)
-        elif statmod.S_ISDIR(mode) or statmod.S_ISREG(mode):
-            out.append((child, e.attrs, None))
-    if not links:
-        return out
+    async with paced(c) as answered:
+        async for e in c.sftp.scandir(full):  # attributes as lstat gives them
+            answered()
+            name = str(e.filename)
+            if name in (".", "..") or name.startswith(TMP_PREFIX):
+                continue
+            child = f"{rel}/{name}" if rel else name
+            mode = e.attrs.permissions or 0
+            if statmod.S_ISLNK(mode):
+                links.append(child)
+            elif statmod.S_ISDIR(mode) or statmod.S_ISREG(mode):
+                out.append((child, e.attrs, None))
+        if links:
+            await _follow(c, full, links, out, answered)
+    return out
+
+
+async def _follow(
+    c: Conn, full: str, links: list[str], out: list[Listed], answered: Callable[[], None]
+) -> None:
+    """What `links` point to, added to `out` (dangling ones are left out)."""
     base = full.rstrip("/") or "/"
     asked = [
         (start(c.sftp.stat(p)), start(c.sftp.realpath(p)))
@@ -154,20 +176,23 @@ async def listdir(c: Conn, full: str, rel: str) -> list[Listed]:
                 a = await st
             except asyncssh.SFTPError:
                 continue  # dangling
+            finally:
+                answered()
             out.append((child, a, str(await real) if is_dir(a) else None))
     finally:
         await settle(*(f for pair in asked for f in pair))
-    return out
 
 
 async def contents(c: Conn, full: str) -> tuple[list[str], list[str]]:
     """The files (links included, never followed) and the directories in `full`."""
     files: list[str] = []
     dirs: list[str] = []
-    async for e in c.sftp.scandir(full):  # lstat attributes
-        name = str(e.filename)
-        if name not in (".", ".."):
-            (dirs if is_dir(e.attrs) else files).append(f"{full}/{name}")
+    async with paced(c) as answered:
+        async for e in c.sftp.scandir(full):  # lstat attributes
+            answered()
+            name = str(e.filename)
+            if name not in (".", ".."):
+                (dirs if is_dir(e.attrs) else files).append(f"{full}/{name}")
     return files, dirs
 
 
@@ -175,17 +200,20 @@ async def remove_dir(c: Conn, full: str, files: list[str]) -> None:
     """Remove `files` (their removals share round trips), then the directory `full`, now
     empty; what someone else removed meanwhile is no error."""
     pending: list[asyncio.Future[None]] = []
-    try:
-        for f in files:
-            pending.append(start(c.sftp.remove(f)))
-            if len(pending) >= _REMOVE_AHEAD:
+    async with paced(c) as answered:
+        try:
+            for f in files:
+                pending.append(start(c.sftp.remove(f)))
+                if len(pending) >= _REMOVE_AHEAD:
+                    await _removed(pending.pop(0))
+                    answered()
+            while pending:
                 await _removed(pending.pop(0))
-        while pending:
-            await _removed(pending.pop(0))
-    finally:
-        await settle(*pending)
-    with suppress(Missing):
-        await c.sftp.rmdir(full)
+                answered()
+        finally:
+            await settle(*pending)
+        with suppress(Missing):
+            await c.sftp.rmdir(full)
 
 
 async def _removed(f: asyncio.Future[None]) -> None:
