@@ -68,14 +68,16 @@ class Conn:
     def alive(self) -> bool:
         return not self.ssh.is_closed()
 
-    def close(self) -> None:
-        """Close now (from the loop thread) or close and wait a moment (from any other)."""
+    def close(self, abort: bool = False) -> None:
+        """Close now (from the loop thread) or close and wait a moment (from any other).
+        `abort`: drop it without a goodbye (a server that stopped answering would never
+        take it)."""
         if loop.on_loop_thread():
-            self.ssh.close()
+            self.ssh.abort() if abort else self.ssh.close()
             return
 
         async def close() -> None:
-            self.ssh.close()
+            self.ssh.abort() if abort else self.ssh.close()
             await self.ssh.wait_closed()
 
         with suppress(Exception):

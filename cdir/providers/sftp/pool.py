@@ -49,17 +49,15 @@ class Pool:
 
     def give_back(self, conn: Conn, generation: int, broken: bool) -> None:
         with self._cond:
-            if generation != self._generation:
-                keep = False  # opened before close(); not counted any more
-            elif broken or not conn.alive():
-                keep = False
-                self._open -= 1
-            else:
-                keep = True
+            keep = generation == self._generation and not broken and conn.alive()
+            if keep:
                 self._idle.append(conn)
+            elif generation == self._generation:
+                self._open -= 1
+            # else: opened before close(); not counted any more
             self._cond.notify()
         if not keep:
-            conn.close()
+            conn.close(abort=broken)
 
     def close(self) -> None:
         with self._cond:
