@@ -21,12 +21,15 @@ cores), the provider alone with 4 threads, wall / CPU seconds:
     paramiko, public API only       2.1-2.5 / 1.2-2.0      4.9-6.5 (32 KiB writes)
     asyncssh 2.24                   2.6-3.1 / 1.9-2.7      2.9-3.6 / 2.2-2.8
 
-and end to end (`python -m benchmarks.run --quick`, rclone with disable_hashcheck in the same
-run), cdir / rclone seconds: 2,000 x 16 KiB 2.82 / 2.14 (1.32x) before, 4.18 / 2.17 (1.93x)
-with asyncssh; 1 GiB 5.85 / 3.09 (1.89x) before, 3.58 / 2.20 (1.62x) with asyncssh. asyncssh
-spends more CPU per request (an asyncio task and future each, and 2.24 sends an SSH_MSG_IGNORE
-before every packet, doubling encryptions and socket writes), which shows on many small files
-over loopback; it keeps the round trips per file that decide the speed over a real network.
+and end to end, `cdir put --parallel 4` against `rclone copy --transfers 4` (disable_hashcheck),
+medians of 3 interleaved runs on the same server, load average 3.5-4.8 on 2 cores, cdir /
+rclone seconds: 2,000 x 16 KiB, before 3.04 / 2.32 (1.31x), asyncssh 4.28 / 2.32 (1.84x);
+1 GiB, before 4.88 / 3.29 (1.48x), asyncssh 3.67 / 3.29 (1.12x). (`benchmarks.run --quick`,
+one run each, gave 1.70-2.81x and 1.62-2.25x with asyncssh on the loaded machine, against
+1.32x and 1.89x before.) asyncssh spends more CPU per request (an asyncio task and future
+each, and 2.24 sends an SSH_MSG_IGNORE before every packet, doubling encryptions and socket
+writes), which shows on many small files over loopback; it keeps the round trips per file
+that decide the speed over a real network.
 """
 
 from cdir.providers.sftp.hostkeys import fetch_host_key, fingerprint
