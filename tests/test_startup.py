@@ -14,6 +14,7 @@ HEAVY = [
     "boto3",
     "botocore",
     "paramiko",
+    "asyncssh",
     "azure.storage.blob",
     "google.cloud.storage",
     "httpx",

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Literal
 
-from cdir.errors import NotFound, Unsupported, UsageError
-from cdir.providers.options import OptionSpec, parse_option, parse_options
+from cdir.errors import NotFound, Unsupported
+from cdir.providers.options import OptionSpec, parse_options
 
 CHUNK = 1024 * 1024
 # Name prefix of uploads in flight (renamed into place when complete); listings skip it.
@@ -92,33 +92,6 @@ class Provider(ABC):
     def _what(self, path: str) -> str:
         """How error messages name `path`: `provider:/path`."""
         return f"{self.name}:/{path}"
-
-    # --- transitional: raw option accessors, until every provider reads self.conf ---------
-    def int_option(self, key: str, default: int) -> int:
-        """Option `key` as an integer; `default` when absent or empty."""
-        value = self.opts.get(key)
-        try:
-            return default if value in (None, "") else int(value)
-        except (TypeError, ValueError):
-            raise UsageError(
-                f"{self.name}: option {key} must be an integer, not {value!r}"
-            ) from None
-
-    def float_option(self, key: str, default: float) -> float:
-        """Option `key` as a number (seconds, say); `default` when absent or empty."""
-        value = self.opts.get(key)
-        try:
-            return default if value in (None, "") else float(value)
-        except (TypeError, ValueError):
-            raise UsageError(f"{self.name}: option {key} must be a number, not {value!r}") from None
-
-    def bool_option(self, key: str, default: bool) -> bool:
-        """Option `key` as a flag: true/yes/on/1 or false/no/off/0 (any case); `default`
-        when absent or empty."""
-        value = self.opts.get(key)
-        if value is None or value == "":
-            return default
-        return bool(parse_option(self.name, OptionSpec(key, "", "bool"), value))
 
     # --- reading ---------------------------------------------------------------------------
     @abstractmethod

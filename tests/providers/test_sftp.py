@@ -211,7 +211,7 @@ def test_dead_connection_is_replaced(sftp: SFTPProvider) -> None:
     sftp.put_stream(stream(b"x"), "f")
     conn, generation = sftp._pool.borrow()
     sftp._pool.give_back(conn, generation, False)
-    conn.transport.close()  # as if the server had dropped it while idle
+    conn.close()  # as if the server had dropped it while idle
     assert sftp.read_bytes("f") == b"x"
 
 
