@@ -227,3 +227,47 @@ def test_uploads_left_by_a_killed_cdir_are_removed_by_the_next_put_and_by_scan(
     r = two("scan", "archive", "/d")
     assert r.code == 0 and not other.exists()
     assert "cdir: skipped: archive: removed 1 upload(s) left by a killed cdir" in r.err
+
+
+def test_a_move_that_fails_half_way_leaves_nothing_untracked(
+    two: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Case 13: on a provider without a server-side move (copy, then delete), a delete that
+    fails removes the copy again; replicate then moves the replica where it belongs and
+    drops the old file; scan does not bring the old directory back."""
+    from dataclasses import replace
+
+    from cdir.errors import AuthError
+    from cdir.providers.local import LocalProvider
+
+    make_tree(tmp_path / "src", {"d/a.txt": "a", "d/b.txt": "b"})
+    assert two("put", f"{tmp_path}/src/d/", "/d", "-r").code == 0
+    caps = replace(LocalProvider.capabilities, server_side_move=False)
+    monkeypatch.setattr(LocalProvider, "capabilities", caps)
+    real_delete = LocalProvider.delete
+
+    def refuse_on_laptop(self, path):  # type: ignore[no-untyped-def]
+        if self.name == "laptop" and path.startswith("d/"):  # the old folder is locked
+            raise AuthError(f"{self.name}:/{path}: permission denied")
+        return real_delete(self, path)
+
+    monkeypatch.setattr(LocalProvider, "delete", refuse_on_laptop)
+    r = two("mv", "/d", "/e")
+    assert r.code == 1 and "cdir: error: laptop:/d/a.txt: permission denied" in r.err
+    assert sorted(p.name for p in (tmp_path / "laptop/d").iterdir()) == ["a.txt", "b.txt"]
+    assert not (tmp_path / "laptop/e").exists() or not any((tmp_path / "laptop/e").iterdir())
+    [entry] = [
+        e
+        for e in json.loads(two("status", "/e", "-r", "-o", "json").out)
+        if e["path"] == "/e/a.txt"
+    ]
+    laptop = next(x for x in entry["replicas"] if x["provider"] == "laptop")
+    assert (laptop["state"], laptop["remote_path"]) == ("error", "d/a.txt")
+    scan = two("scan", "laptop")
+    assert "laptop:/d/a.txt: left out, it is the replica of /e/a.txt" in scan.err
+    assert two("ls", "/").out == "e/\n"  # /d did not come back
+    monkeypatch.setattr(LocalProvider, "delete", real_delete)
+    assert two("replicate", "/e", "-r", "--to", "laptop").code == 0
+    assert (tmp_path / "laptop/e/a.txt").read_text() == "a"
+    assert not (tmp_path / "laptop/d/a.txt").exists()  # the old copy went with it
+    assert replicas(two, "/e/a.txt") == {"archive": "current", "laptop": "current"}

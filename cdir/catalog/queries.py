@@ -199,6 +199,25 @@ def pending_deletes(s: Session, path: str, *, recursive: bool) -> list[Row[Any]]
     return list(s.execute(q.order_by(ENTRY.c.dirname, ENTRY.c.basename)).all())
 
 
+def tracked_elsewhere(s: Session, provider_id: int, remote_paths: Sequence[str]) -> dict[str, str]:
+    """remote path → the virtual path whose replica on `provider_id` it is, for the paths
+    that are some other entry's replica (a move that did not finish on that provider)."""
+    out: dict[str, str] = {}
+    for i in range(0, len(remote_paths), CHUNK):
+        q = (
+            select(REPLICA.c.remote_path, ENTRY.c.dirname, ENTRY.c.basename)
+            .join(ENTRY, ENTRY.c.id == REPLICA.c.entry_id)
+            .where(
+                REPLICA.c.provider_id == provider_id,
+                REPLICA.c.remote_path.in_(remote_paths[i : i + CHUNK]),
+            )
+        )
+        for r in s.execute(q).all():
+            if path_of(r) != "/" + r.remote_path:
+                out[r.remote_path] = path_of(r)
+    return out
+
+
 def count_replicas(s: Session, provider_id: int) -> int:
     q = select(func.count()).select_from(REPLICA).where(REPLICA.c.provider_id == provider_id)
     return int(s.execute(q).scalar_one())

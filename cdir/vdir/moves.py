@@ -114,6 +114,9 @@ class MoveOps(Core):
                 pass  # tidying is best effort; the files were moved
 
     def _move_one(self, prov: Provider, r: Any, new_remote: str) -> RemoteStat:
+        """Move one replica. Without a server-side move it is copy, then delete; when the
+        delete fails the copy is removed again, so the replica stays tracked at its old
+        path and no untracked copy is left."""
         b = self.backend(prov.name)
         if b.capabilities.server_side_move:
             return b.move(r.remote_path, new_remote)
@@ -127,7 +130,12 @@ class MoveOps(Core):
                 mtime_ns=r.mtime_ns,
             )
         )
-        b.delete(r.remote_path)
+        try:
+            b.delete(r.remote_path)
+        except CdirError:
+            with contextlib.suppress(CdirError):
+                b.delete(new_remote)
+            raise
         return st
 
     # --- rm ---------------------------------------------------------------------------------

@@ -66,6 +66,9 @@ class FileJob:
     changed: bool = True  # content differs from the entry's → a new generation
     done: dict[int, RemoteStat] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)
+    # provider id → where its replica is now, when that is not where this write goes (a
+    # move that did not finish there): the old file is removed once the new one landed
+    moved_from: dict[int, str] = field(default_factory=dict)
 
     def version(self) -> Version:
         """What to record: the hash is the one known before, else one a server reported."""
@@ -143,6 +146,12 @@ def plan_targets(
             if pid in providers and providers[pid].enabled:
                 targets.setdefault(pid, providers[pid])
     job.targets = [p for pid, p in targets.items() if job.changed or pid not in current]
+    here = remote_of(job.vpath)
+    job.moved_from = {
+        pid: reps[pid].remote_path
+        for pid in (p.id for p in job.targets)
+        if pid is not None and pid in reps and reps[pid].remote_path != here
+    }
 
 
 def read_order(

@@ -25,16 +25,32 @@ class ScanOps(Core):
         vp = self.path(text)
         prov = self.provider_row(provider)
         found = self._listing(provider, vp)
-        dirs = {"/" + st.path for st in found if st.kind == "dir"} | ({vp} if vp != "/" else set())
-        files = [st for st in found if st.kind == "file"]
         folders = {remote_of(vp)} | {st.path for st in found if st.kind == "dir"}
         if reaped := self.reap({provider: folders}):
             report.warnings.append(f"{provider}: removed {reaped} upload(s) left by a killed cdir")
+        files = self._not_elsewhere(prov, [st for st in found if st.kind == "file"], report)
+        dirs = _dirs_to_make(vp, found, files)
         self.db.write(lambda s: writes.ensure_dirs(s, dirs))
         for i in range(0, len(files), BATCH):
             self._scan_batch(prov, vp, files[i : i + BATCH], report)
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
+
+    def _not_elsewhere(
+        self, prov: Provider, files: list[RemoteStat], report: TransferReport
+    ) -> list[RemoteStat]:
+        """The files that are not already another entry's replica (a move that did not
+        finish on this provider): those are left out, each with a note."""
+        assert prov.id is not None
+        with self.db.transaction() as s:
+            elsewhere = queries.tracked_elsewhere(s, prov.id, [st.path for st in files])
+        for path, owner in sorted(elsewhere.items()):
+            report.warnings.append(
+                f"{prov.name}:/{path}: left out, it is the replica of {owner} "
+                "(a move that did not finish there)"
+            )
+        report.skipped += len(elsewhere)
+        return [st for st in files if st.path not in elsewhere]
 
     def _listing(self, provider: str, vp: str) -> list[RemoteStat]:
         b = self.backend(provider)
@@ -89,6 +105,20 @@ class ScanOps(Core):
         writes.update_replicas(s, seen)
         writes.record_versions(s, versions, "scan", actor_name())
         self.event(s, "scan", vp, prov.name, {"files": len(chunk)})
+
+
+def _dirs_to_make(vp: str, found: list[RemoteStat], kept: list[RemoteStat]) -> set[str]:
+    """The listed directories to create: those holding a kept file, and empty ones — not
+    one whose every file was left out."""
+
+    def ancestors(path: str) -> set[str]:
+        parts = path.split("/")[:-1]
+        return {"/" + "/".join(parts[: i + 1]) for i in range(len(parts))}
+
+    holding = set().union(*(ancestors(st.path) for st in found if st.kind == "file"))
+    keep = set().union(*(ancestors(st.path) for st in kept))
+    listed = {"/" + st.path for st in found if st.kind == "dir"}
+    return {d for d in listed if d in keep or d not in holding} | ({vp} if vp != "/" else set())
 
 
 def _same(e: Any, st: RemoteStat, precision: int) -> bool:

@@ -5,6 +5,7 @@ write and the size was checked."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat as statmod
 import time
@@ -215,7 +216,16 @@ class TransferOps(Core):
         return lambda: self.upload(job, prov, findings)
 
     def upload(self, job: FileJob, prov: Provider, findings: Findings | None = None) -> RemoteStat:
-        """Send one job's bytes to one provider."""
+        """Send one job's bytes to one provider; then drop the provider's old copy if it
+        sat elsewhere (see FileJob.moved_from)."""
+        st = self._send(job, prov, findings)
+        old = job.moved_from.get(prov.id or 0)
+        if old:
+            with contextlib.suppress(NotFound):
+                self.backend(prov.name).delete(old)
+        return st
+
+    def _send(self, job: FileJob, prov: Provider, findings: Findings | None) -> RemoteStat:
         dst, remote = self.backend(prov.name), remote_of(job.vpath)
         src = job.source
         if isinstance(src, LocalSource):
