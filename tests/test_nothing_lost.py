@@ -271,3 +271,50 @@ def test_a_move_that_fails_half_way_leaves_nothing_untracked(
     assert (tmp_path / "laptop/e/a.txt").read_text() == "a"
     assert not (tmp_path / "laptop/d/a.txt").exists()  # the old copy went with it
     assert replicas(two, "/e/a.txt") == {"archive": "current", "laptop": "current"}
+
+
+def test_an_unreachable_provider_fails_fast_and_the_counts_say_who_did_what(
+    two: Any, tmp_path: Path
+) -> None:
+    """Case 15: a 500-file put to a local provider and an S3 endpoint that refuses
+    connections: the S3 lane goes down after one file's retries, the other 499 are reported
+    at once in one line, and the summary counts per provider."""
+    import socket
+    import time
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    key = tmp_path / "k"
+    key.write_text("K")
+    add = two(
+        "provider",
+        "add",
+        "s3down",
+        "--kind",
+        "s3",
+        "--root",
+        "bucket",
+        "-O",
+        f"endpoint_url=http://127.0.0.1:{port}",
+        "-S",
+        f"access_key_id=@{key}",
+        "-S",
+        f"secret_access_key=@{key}",
+        "--no-check",
+    )
+    assert add.code == 0, add.err
+    make_tree(tmp_path / "src", {f"f{i:03}": "x" for i in range(500)})
+    t0 = time.monotonic()
+    r = two("put", f"{tmp_path}/src/", "/p", "-r", "--to", "laptop,s3down")
+    assert time.monotonic() - t0 < 60  # was 182 s: each file retried on its own
+    assert r.code == 1
+    assert (
+        "  archive" not in r.out
+        and "  laptop: 500 file(s), s3down: 0 file(s), 500 failed\n" in r.out
+    )
+    lines = r.err.splitlines()
+    assert sum("Could not connect" in x and "not tried" not in x for x in lines) <= 4  # in flight
+    [summary] = [x for x in lines if "file(s) not tried" in x]
+    assert summary.startswith("cdir: error: s3down is down (s3down:/p/f")
+    assert len(lines) <= 5

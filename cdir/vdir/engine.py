@@ -38,7 +38,7 @@ BUNDLE_BYTES = 4 * 1024 * 1024  # …up to this many bytes in all
 SMALL = 256 * 1024  # a task this small may join a bundle
 POLL_S = 0.1  # how often a waiting run looks for a held Ctrl-C
 
-__all__ = ["Outcome", "Progress", "Run", "Task", "run"]
+__all__ = ["Outcome", "Progress", "Run", "Task", "Untried", "down_summary", "run"]
 
 
 @dataclass
@@ -77,8 +77,17 @@ def _with_retries(task: Task[T], down: dict[str, CdirError]) -> Outcome[T]:
     raise AssertionError("unreachable")
 
 
-def _untried(task: Task[Any], cause: CdirError) -> Unavailable:
-    return Unavailable(f"{task.label}: not tried, {task.lane} is down ({cause})")
+class Untried(Unavailable):
+    """A task of a lane marked down, failed without being tried."""
+
+
+def _untried(task: Task[Any], cause: CdirError) -> Untried:
+    return Untried(f"{task.label}: not tried, {task.lane} is down ({cause})")
+
+
+def down_summary(down: Mapping[str, CdirError], untried: Mapping[str, int]) -> list[str]:
+    """One line per lane marked down, instead of one per file it did not try."""
+    return [f"{lane} is down ({down[lane]}): {n} file(s) not tried" for lane, n in untried.items()]
 
 
 class Run(Generic[T]):

@@ -66,6 +66,7 @@ class FileJob:
     changed: bool = True  # content differs from the entry's → a new generation
     done: dict[int, RemoteStat] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)
+    untried: set[int] = field(default_factory=set)  # failed untried: the provider was down
     # provider id → where its replica is now, when that is not where this write goes (a
     # move that did not finish there): the old file is removed once the new one landed
     moved_from: dict[int, str] = field(default_factory=dict)

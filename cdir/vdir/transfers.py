@@ -9,6 +9,7 @@ import contextlib
 import os
 import stat as statmod
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -157,9 +158,10 @@ class TransferOps(Core):
         finished: list[FileJob] = []
         recorded: set[int] = set()
         total = sum(f.size * len(f.targets) for f in todo)
+        run = engine.run(tasks, parallel, None, self.widths(tasks))
         try:
             with engine.Progress(action, len(todo), total, progress) as bar:
-                for out in engine.run(tasks, parallel, None, self.widths(tasks)):
+                for out in run:
                     f = self._settle(out, report, bar)
                     pending[id(f)] -= 1
                     if pending[id(f)] == 0:
@@ -175,6 +177,8 @@ class TransferOps(Core):
             partial = [f for f in todo if f.done and pending[id(f)] and id(f) not in recorded]
             self._record(finished + partial, action, report)
             findings.record(self.db)
+            untried = Counter(p.name for f in todo for p in f.targets if p.id in f.untried)
+            report.errors += engine.down_summary(run.down, untried)
 
     def _settle(
         self,
@@ -187,6 +191,8 @@ class TransferOps(Core):
         tally = report.providers.setdefault(p.name, ProviderTally())
         if out.error is not None:
             f.failed[p.id] = str(out.error)
+            if isinstance(out.error, engine.Untried):
+                f.untried.add(p.id)  # summed up in one line per provider
         elif out.result.size != f.size:
             f.failed[p.id] = f"{p.name}: size mismatch after write ({out.result.size} != {f.size})"
         else:
@@ -201,7 +207,7 @@ class TransferOps(Core):
     def _record(self, jobs: list[FileJob], action: str, report: TransferReport) -> None:
         """One transaction for a batch of finished files."""
         for f in jobs:
-            report.errors.extend(f.failed.values())
+            report.errors.extend(e for pid, e in f.failed.items() if pid not in f.untried)
             report.failed += bool(f.failed) or not f.done
             report.files += bool(f.done)
         versions = [f.version() for f in jobs if f.done]
