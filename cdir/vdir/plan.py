@@ -141,6 +141,9 @@ def plan_targets(
         and (entry.size, entry.mtime_ns) == (job.size, job.mtime_ns)
     )
     job.changed = not (same and current)
+    if not job.changed and all(p.id in current for p in wanted):
+        job.targets = []  # the common case of a re-run: nothing to do, nothing to build
+        return
     targets = {p.id: p for p in wanted}
     if job.changed and alive:
         for pid in reps:
