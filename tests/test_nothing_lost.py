@@ -318,3 +318,9 @@ def test_an_unreachable_provider_fails_fast_and_the_counts_say_who_did_what(
     [summary] = [x for x in lines if "file(s) not tried" in x]
     assert summary.startswith("cdir: error: s3down is down (s3down:/p/f")
     assert len(lines) <= 5
+
+
+def test_the_catalog_and_the_state_file_are_private(two: Any, home: Path) -> None:
+    assert two("mkdir", "/d").code == 0 and two("cd", "/d").code == 0
+    for name in ("catalog.db", "state.json"):
+        assert (home / name).stat().st_mode & 0o777 == 0o600, name
