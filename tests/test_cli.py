@@ -168,22 +168,7 @@ def test_vault_keeps_secrets_out_of_the_catalog_and_config_list(
     cli: Any, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret = "s3cr3t-password-value"
-    r = cli(
-        "provider",
-        "add",
-        "box",
-        "--kind",
-        "webdav",
-        "--root",
-        "/",
-        "--no-check",
-        "-O",
-        "url=http://127.0.0.1:9/dav",
-        "-O",
-        "username=u",
-        "-O",
-        f"password={secret}",
-    )
+    r = _add_box(cli, "-O", f"password={secret}")
     assert r.code == 0, r.err
     assert secret.encode() not in (home / "catalog.db").read_bytes()
     assert secret.encode() not in (home / "vault.bin").read_bytes()
