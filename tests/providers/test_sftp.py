@@ -24,8 +24,12 @@ from tests.servers.util import free_port
 MiB = 1024 * 1024
 
 
-def make(server: SFTPServer, root: str | None = None, secrets: dict[str, str] | None = None,
-         **options: Any) -> SFTPProvider:
+def make(
+    server: SFTPServer,
+    root: str | None = None,
+    secrets: dict[str, str] | None = None,
+    **options: Any,
+) -> SFTPProvider:
     cfg = provider_config(server, root)
     opts = {k: v for k, v in {**cfg["options"], **options}.items() if v is not None}
     return SFTPProvider("t", cfg["root"], opts, cfg["secrets"] if secrets is None else secrets)
@@ -96,16 +100,30 @@ def test_wrong_password_is_an_auth_error(sftp_server: SFTPServer) -> None:
 
 
 def test_wrong_key_is_an_auth_error(sftp_server: SFTPServer, tmp_path: Path) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")],
-                   check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True
+    )
     key = (tmp_path / "k").read_text()
     p = make(sftp_server, secrets={"private_key": key})
     auth_refused(p.check, "PRIVATE KEY")
 
 
 def test_key_with_a_passphrase(sftp_server: SFTPServer, tmp_path: Path) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-a", "2", "-N", "open sesame", "-f",
-                    str(tmp_path / "k")], check=True)
+    subprocess.run(
+        [
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ecdsa",
+            "-a",
+            "2",
+            "-N",
+            "open sesame",
+            "-f",
+            str(tmp_path / "k"),
+        ],
+        check=True,
+    )
     authorized = sftp_server.key_file.parent / "authorized_keys"  # sshd reads it at each login
     authorized.write_text(authorized.read_text() + (tmp_path / "k.pub").read_text())
     key = (tmp_path / "k").read_text()
@@ -147,8 +165,9 @@ def test_missing_root(sftp_server: SFTPServer) -> None:
 class _GatedStream(io.RawIOBase):
     """Data whose first read waits at a barrier, so n uploads are provably in flight at once."""
 
-    def __init__(self, data: bytes, gate: threading.Barrier | None, live: list[int],
-                 lock: threading.Lock) -> None:
+    def __init__(
+        self, data: bytes, gate: threading.Barrier | None, live: list[int], lock: threading.Lock
+    ) -> None:
         super().__init__()
         self._data, self._gate, self._live, self._lock = io.BytesIO(data), gate, live, lock
         self._started = False
@@ -268,8 +287,14 @@ def test_recursive_list_enters_each_directory_once(sftp: SFTPProvider) -> None:
     # e's file shows once, below whichever way in was taken first
     assert ("e/g" in got) != ("d/e-link/g" in got)
     got.pop("e/g", None) or got.pop("d/e-link/g")
-    assert got == {"d": "dir", "d/f": "file", "d/up": "dir", "d/e-link": "dir",
-                   "d/f-link": "file", "e": "dir"}
+    assert got == {
+        "d": "dir",
+        "d/f": "file",
+        "d/up": "dir",
+        "d/e-link": "dir",
+        "d/f-link": "file",
+        "e": "dir",
+    }
     assert sftp.read_bytes("d/f-link") == b"x"
 
 
