@@ -227,11 +227,14 @@ def _flush(
     replica_sql: str,
     replicas: list[tuple[Any, ...]],
 ) -> None:
-    with db.engine.begin() as conn:
-        conn.exec_driver_sql("PRAGMA synchronous=OFF")  # generation only; cdir sets its own
+    with db.engine.connect() as conn:
+        # generation only (cdir sets its own); outside a transaction, as SQLite requires
+        conn.connection.dbapi_connection.execute("PRAGMA synchronous=OFF")  # type: ignore[union-attr]
+        conn.begin()
         if entries:
             conn.exec_driver_sql(entry_sql, entries)
         if replicas:
             conn.exec_driver_sql(replica_sql, replicas)
+        conn.commit()
     entries.clear()
     replicas.clear()
