@@ -152,7 +152,11 @@ class Run(Generic[T]):
             for t in bundle:
                 if self._cancelled.is_set():
                     break
-                done.append(_with_retries(t, self.down))
+                out = _with_retries(t, self.down)
+                # at once, not when the bundle is handed back: the rest of this bundle (up
+                # to 64 files, each retried) fails untried too
+                self._note_down([out])
+                done.append(out)
         except BaseException as exc:  # a bug: the caller gets what was done first
             self._results.put((done, exc))
             return
