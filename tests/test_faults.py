@@ -23,7 +23,6 @@ from tests.processes import (
     INTERRUPTED,
     TMP_PREFIX,
     Cdir,
-    Row,
     Summary,
     catalog_rows,
     count_files,
@@ -48,7 +47,8 @@ def missing_root(name: str, root: Path) -> str:
 
 
 @pytest.fixture
-def make_cdir(tmp_path: Path) -> Iterator[type[Cdir]]:
+def make_cdir() -> Iterator[type[Cdir]]:
+    """Cdir, with what each one started ended at teardown."""
     made: list[Cdir] = []
 
     class Made(Cdir):
@@ -73,13 +73,9 @@ def current_on(c: Cdir, name: str) -> set[str]:
     """Remote paths of `name`'s current replicas of live entries."""
     return {
         r.remote_path
-        for r in _rows(c)
+        for r in catalog_rows(c)
         if r.provider == name and r.alive and r.state == "current" and r.held == r.generation
     }
-
-
-def _rows(c: Cdir) -> list[Row]:
-    return catalog_rows(c)
 
 
 def sizes_below(root: Path) -> Iterator[int]:
@@ -161,7 +157,7 @@ def test_a_signal_during_a_big_put(two: Cdir, tmp_path: Path, sig: int, seen: in
     assert (first.action, first.skipped, first.failed) == ("put", 0, 0)
     assert first.files < len(files)  # it was stopped
 
-    rows = _rows(two)
+    rows = catalog_rows(two)
     assert {r.state for r in rows} <= {"current"}  # nothing in error, pending or stale
     for name in BOTH:  # every file on a provider is a current replica, and no temporary
         assert set(files_below(tmp_path / name)) == current_on(two, name)
@@ -506,7 +502,7 @@ def test_a_killed_put_converges_when_run_again(two: Cdir, tmp_path: Path) -> Non
     put.send_signal(signal.SIGKILL)
     code, out, err = finish(put, QUICK_S)
     assert (code, out, err) == (-signal.SIGKILL, "", "")
-    recorded = len({r.path for r in _rows(two)})
+    recorded = len({r.path for r in catalog_rows(two)})
     assert recorded % 500 == 0 and recorded < len(files)  # whole batches only
 
     again = two.run(*args)
