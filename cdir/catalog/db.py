@@ -122,11 +122,21 @@ def first_line(exc: SQLAlchemyError) -> str:
     return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
 
 
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back
+# because of a concurrent writer, and running it again is the cure (as for a unique-key race)
+RACES = ("40P01", "40001")
+
+
+def _sqlstate(exc: SQLAlchemyError) -> str | None:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None)
+
+
 def translate_db_error(exc: SQLAlchemyError, url: str) -> CdirError:
-    """A database error as one line in cdir's error tree: a unique-key race is a Conflict;
-    a lock held too long or a lost connection a retryable CatalogError."""
+    """A database error as one line in cdir's error tree: a unique-key race (or a deadlock
+    between writers) is a Conflict; a lock held too long or a lost connection a retryable
+    CatalogError."""
     detail = first_line(exc)
-    if isinstance(exc, IntegrityError):
+    if isinstance(exc, IntegrityError) or _sqlstate(exc) in RACES:
         return Conflict(f"the catalog changed under this command (another writer won): {detail}")
     if isinstance(exc, OperationalError) and ("locked" in detail or "busy" in detail):
         return CatalogError(

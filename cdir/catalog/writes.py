@@ -98,7 +98,7 @@ def ensure_dirs(s: Session, paths: Iterable[str]) -> None:
     found = entries_at(s, wanted)
     now = utcnow()
     new, revived = [], []
-    for p in wanted:
+    for p in sorted(wanted):  # every writer locks rows in one order (no deadlock)
         e = found.get(p)
         if e is None:
             d, b = split(p)
@@ -132,7 +132,9 @@ def record_versions(s: Session, versions: Sequence[Version], action: str, actor:
     stale (the others, when the content changed). Merges with the catalog as it is now, so a
     writer that won a race in between is built on, not overwritten blindly. Returns an error
     for each version that could not be recorded (a directory took its path meanwhile)."""
-    versions = [v for v in versions if v.written]
+    # by path: writers recording the same files lock their rows (and unique keys) in one
+    # order, so PostgreSQL makes the second wait instead of deadlocking them
+    versions = sorted((v for v in versions if v.written), key=lambda v: v.path)
     if not versions:
         return []
     ensure_dirs(s, {split(v.path)[0] for v in versions})

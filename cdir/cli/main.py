@@ -102,6 +102,22 @@ class PrefixGroup(InheritGlobals, TyperGroup):
         _, cmd, rest = super().resolve_command(ctx, args)
         return (cmd.name if cmd else None), cmd, rest
 
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # Interrupted too: it is a KeyboardInterrupt
+            raise _Stopped(exc) from None
+
+
+class _Stopped(Exception):
+    """A Ctrl-C or SIGTERM carried past Typer, which turns a KeyboardInterrupt into a
+    silent exit 130 — the summary of what was done and the advice to run the command again
+    would be lost. `run()` reports it."""
+
+    def __init__(self, cause: KeyboardInterrupt) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
 
 class CdirTyper(typer.Typer):
     """A Typer whose commands are CdirCommands (they accept the global options)."""
@@ -898,7 +914,10 @@ def run() -> None:
     Typer reports its own usage errors (exit 2); cdir errors are reported here."""
     interrupts.install()
     try:
-        app(prog_name="cdir")  # also under `python -m cdir`: completion keys on the name
+        try:
+            app(prog_name="cdir")  # also under `python -m cdir`: completion keys on the name
+        except _Stopped as stop:
+            raise stop.cause from None
     except Interrupted as exc:
         if exc.report is not None:  # what was done (and recorded) before the stop
             _summary(str(exc).split(" ", 1)[0], exc.report)

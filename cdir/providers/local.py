@@ -179,13 +179,25 @@ class LocalProvider(Provider):
         try:
             return create_temp(folder)  # the common case: the folder exists, one syscall
         except FileNotFoundError:
-            if not self.base.is_dir():
-                raise Unavailable(
-                    f"{self.name}: root {self.base} is missing (an unmounted disk?); "
-                    "not recreated — mount it, or re-add the provider"
-                ) from None
+            self._check_root()
             folder.mkdir(parents=True, exist_ok=True)
             return create_temp(folder)
+        except NotADirectoryError:
+            self._check_root()  # a file where the root was: say so, not "…/.cdir-tmp-…"
+            raise
+
+    def _check_root(self) -> None:
+        if self.base.is_dir():
+            return
+        if os.path.lexists(self.base):
+            raise Unavailable(
+                f"{self.name}: root {self.base} is not a directory; not replaced — "
+                "move what is there, or re-add the provider"
+            )
+        raise Unavailable(
+            f"{self.name}: root {self.base} is missing (an unmounted disk?); "
+            "not recreated — mount it, or re-add the provider"
+        )
 
     def stat(self, path: str) -> RemoteStat:
         with translated(ERRORS, self._what(path)):

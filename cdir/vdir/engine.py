@@ -157,7 +157,7 @@ class Run(Generic[T]):
             for t in bundle:
                 if self._cancelled.is_set():
                     break
-                done.append(_with_retries(t, self.down))
+                done.append(_with_retries(t, self.down))  # marks a lane down at once
         except BaseException as exc:  # a bug: the caller gets what was done first
             self._results.put((done, exc))
             return

@@ -114,9 +114,24 @@ class MoveOps(Core):
                 pass  # tidying is best effort; the files were moved
 
     def _move_one(self, prov: Provider, r: Any, new_remote: str) -> RemoteStat:
-        """Move one replica. Without a server-side move it is copy, then delete; when the
-        delete fails the copy is removed again, so the replica stays tracked at its old
-        path and no untracked copy is left."""
+        try:
+            return self._move_replica(prov, r, new_remote)
+        except NotFound:
+            # Two `mv` of one path at once: the other moved this replica first. It is where
+            # this one wanted it, so it is moved (marking it `error` would hide a good copy).
+            b = self.backend(prov.name)
+            try:
+                st = b.stat(new_remote)
+            except NotFound:
+                st = None
+            if st is None or st.kind != "file" or (r.size is not None and st.size != r.size):
+                raise
+            return st
+
+    def _move_replica(self, prov: Provider, r: Any, new_remote: str) -> RemoteStat:
+        """Without a server-side move it is copy, then delete; when the delete fails the
+        copy is removed again, so the replica stays tracked at its old path and no untracked
+        copy is left."""
         b = self.backend(prov.name)
         if b.capabilities.server_side_move:
             return b.move(r.remote_path, new_remote)

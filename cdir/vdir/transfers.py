@@ -205,9 +205,13 @@ class TransferOps(Core):
         return f
 
     def _record(self, jobs: list[FileJob], action: str, report: TransferReport) -> None:
-        """One transaction for a batch of finished files."""
+        """One transaction for a batch of finished files. A file that an interrupt stopped
+        before all its targets were tried is recorded (what landed is current) but counted
+        neither put nor failed: the summary's count is what a re-run skips."""
         for f in jobs:
             report.errors.extend(e for pid, e in f.failed.items() if pid not in f.untried)
+            if len(f.done) + len(f.failed) < len(f.targets):
+                continue
             report.failed += bool(f.failed) or not f.done
             report.files += bool(f.done)
         versions = [f.version() for f in jobs if f.done]
