@@ -37,8 +37,9 @@ class Summary:
 
 
 def summary(out: str) -> Summary:
-    """The one summary line a transfer command prints on stdout."""
-    lines = out.splitlines()
+    """The one summary line a transfer command prints on stdout (below it, when some files
+    failed on some providers, one indented line of counts per provider)."""
+    lines = [x for x in out.splitlines() if not x.startswith("  ")]
     assert len(lines) == 1, out
     m = SUMMARY.fullmatch(lines[0])
     assert m, lines[0]
