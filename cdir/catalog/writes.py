@@ -149,26 +149,9 @@ def record_versions(s: Session, versions: Sequence[Version], action: str, actor:
         if e is not None and e.deleted_at is None and e.kind == EntryKind.DIR:
             errors.append(f"{v.path}: a directory was created there meanwhile; not recorded")
             continue
-        alive = e is not None and e.deleted_at is None
-        same = (
-            alive
-            and e is not None
-            and (e.size, e.mtime_ns) == (v.size, v.mtime_ns)
-            and hashes_agree(e.hash, v.hash)
-        )
-        renew = not same or (v.changed and e is not None and e.generation == v.base_generation)
-        v.generation = (e.generation if e is not None else 0) + renew
+        renew, row = _entry_row(v, e, now)
         if renew:
             bumped.add(v.path)
-        row = {
-            "kind": EntryKind.FILE,
-            "size": v.size,
-            "mtime_ns": v.mtime_ns,
-            "hash": v.hash if renew else (e.hash if e is not None else None) or v.hash,
-            "generation": v.generation,
-            "deleted_at": None,
-            "updated_at": now,
-        }
         if e is None:
             d, b = split(v.path)
             created.append((v, {"dirname": d, "basename": b, "meta": {}, **row}))
@@ -176,6 +159,35 @@ def record_versions(s: Session, versions: Sequence[Version], action: str, actor:
             v.entry_id = e.id
             if renew or v.hash != e.hash:
                 revised.append({"b_id": e.id, **row})
+    _write_entries(s, created, revised)
+    recorded = [v for v in versions if v.entry_id]
+    _record_replicas(s, recorded, bumped, now)
+    _journal(s, recorded, action, actor, now)
+    return errors
+
+
+def _entry_row(v: Version, e: Any, now: datetime) -> tuple[bool, dict[str, Any]]:
+    """Whether `v` is a new generation of the entry `e` as it is now (None: no entry), and
+    the entry's columns to write. The same content a writer recorded meanwhile is built on;
+    other content is a new generation (the last writer wins)."""
+    alive = e is not None and e.deleted_at is None
+    same = alive and (e.size, e.mtime_ns) == (v.size, v.mtime_ns) and hashes_agree(e.hash, v.hash)
+    renew = not same or (v.changed and e is not None and e.generation == v.base_generation)
+    v.generation = (e.generation if e is not None else 0) + renew
+    return renew, {
+        "kind": EntryKind.FILE,
+        "size": v.size,
+        "mtime_ns": v.mtime_ns,
+        "hash": v.hash if renew else (e.hash if e is not None else None) or v.hash,
+        "generation": v.generation,
+        "deleted_at": None,
+        "updated_at": now,
+    }
+
+
+def _write_entries(
+    s: Session, created: list[tuple[Version, dict[str, Any]]], revised: list[dict[str, Any]]
+) -> None:
     if created:
         q = insert(ENTRY).returning(ENTRY.c.id, sort_by_parameter_order=True)
         ids = s.execute(q, [r for _, r in created]).scalars().all()
@@ -183,23 +195,26 @@ def record_versions(s: Session, versions: Sequence[Version], action: str, actor:
             v.entry_id = i
     if revised:
         s.execute(update(ENTRY).where(ENTRY.c.id == _BY_ID), revised)
-    recorded = [v for v in versions if v.entry_id]
-    _record_replicas(s, recorded, bumped, now)
-    # one journal row per batch, not per file: the journal says what was done, and a
-    # 20,000-file put should not add 20,000 rows to it
-    if recorded:
-        detail = {
-            "files": len(recorded),
-            "to": sorted({p for v in recorded for p in v.written}),
-            "failed": sorted({p for v in recorded for p in v.failed}),
-            "first": recorded[0].path,
-            "last": recorded[-1].path,
-        }
-        where = common_dir([v.path for v in recorded])
-        add_events(
-            s, [{"action": action, "path": where, "provider": None, "detail": detail}], actor, now
-        )
-    return errors
+
+
+def _journal(
+    s: Session, recorded: Sequence[Version], action: str, actor: str, now: datetime
+) -> None:
+    """One journal row per batch, not per file: the journal says what was done, and a
+    20,000-file put should not add 20,000 rows to it."""
+    if not recorded:
+        return
+    detail = {
+        "files": len(recorded),
+        "to": sorted({p for v in recorded for p in v.written}),
+        "failed": sorted({p for v in recorded for p in v.failed}),
+        "first": recorded[0].path,
+        "last": recorded[-1].path,
+    }
+    where = common_dir([v.path for v in recorded])
+    add_events(
+        s, [{"action": action, "path": where, "provider": None, "detail": detail}], actor, now
+    )
 
 
 def _record_replicas(

@@ -28,17 +28,7 @@ class MoveOps(Core):
     def mv(self, src: str, dst: str, *, parallel: int = 4, progress: bool = True) -> TransferReport:
         """Rename a file or tree on every provider that holds it, then in the catalog."""
         t0 = time.perf_counter()
-        sp, dp = self.path(src), self.path(dst)
-        if sp == "/":
-            raise UsageError("cannot move the root")
-        se = self.entry(sp)
-        de = self.entry_or_none(dp)
-        if de is not None and de.kind == "dir":
-            dp = join(dp, se.basename)
-            de = self.entry_or_none(dp)
-        if de is not None:
-            raise AlreadyExists(f"destination exists: {dp} (remove it first)")
-        check_within(dp, sp)
+        sp, dp, se = self._mv_paths(src, dst)
         with self.db.transaction() as s:
             reps = queries.replicas_in(s, sp, subtree=se.kind == "dir")
             files = 1 if se.kind == "file" else len(queries.files_in(s, sp, recursive=True))
@@ -52,15 +42,7 @@ class MoveOps(Core):
             )
         report = TransferReport()
         tasks = [
-            engine.Task(
-                r,
-                r.entry_size or 0,
-                _bind(
-                    self._move_one, provs[r.provider_id], r, remote_of(_moved(path_of(r), sp, dp))
-                ),
-                f"{provs[r.provider_id].name}:{path_of(r)}",
-                provs[r.provider_id].name,
-            )
+            self._move_task(r, provs[r.provider_id], sp, dp)
             for r in reps
             if r.state in MOVABLE and r.provider_id in provs
         ]
@@ -82,6 +64,27 @@ class MoveOps(Core):
         report.failed = len({t.key.entry_id for t in tasks if t.key.id not in moved})
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
+
+    def _mv_paths(self, src: str, dst: str) -> tuple[str, str, Any]:
+        """(source path, destination path, source entry): into an existing directory the
+        source keeps its name; the destination must not exist."""
+        sp, dp = self.path(src), self.path(dst)
+        if sp == "/":
+            raise UsageError("cannot move the root")
+        se = self.entry(sp)
+        de = self.entry_or_none(dp)
+        if de is not None and de.kind == "dir":
+            dp = join(dp, se.basename)
+            de = self.entry_or_none(dp)
+        if de is not None:
+            raise AlreadyExists(f"destination exists: {dp} (remove it first)")
+        check_within(dp, sp)
+        return sp, dp, se
+
+    def _move_task(self, r: Any, prov: Provider, sp: str, dp: str) -> engine.Task[Any]:
+        new = remote_of(_moved(path_of(r), sp, dp))
+        run = _bind(self._move_one, prov, r, new)
+        return engine.Task(r, r.entry_size or 0, run, f"{prov.name}:{path_of(r)}", prov.name)
 
     def _record_move(
         self, s: Any, sp: str, dp: str, reps: Sequence[Any], moved: dict[int, RemoteStat]

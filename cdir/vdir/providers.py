@@ -93,16 +93,8 @@ class ProviderOps(Core):
                 f"{name}: the root cannot be changed (every replica is a path below it); "
                 "add a provider with the new root, replicate, then remove this one"
             )
-        secret = {o.name for o in cls.options if o.secret}
-        opts = dict(row.options)
         old_secrets = self.vault.get(row.secret_ref) if row.secret_ref else {}
-        secrets = dict(old_secrets)
-        for k, v in options.items():
-            target = secrets if k in secret else opts
-            if v == "":
-                target.pop(k, None)
-            else:
-                target[k] = v
+        opts, secrets = _merged(cls, row.options, old_secrets, options)
         missing = missing_required(cls.options, {**opts, **secrets})
         if missing:
             raise UsageError(f"provider kind {row.kind} needs --option {missing[0]}=…")
@@ -258,3 +250,19 @@ class ProviderOps(Core):
             location=row.location,
             enabled=row.enabled,
         )
+
+
+def _merged(
+    cls: Any, opts: dict[str, Any], secrets: dict[str, str], changes: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A provider's options and secrets with `changes` applied (an empty value removes
+    one); each change goes where its kind keeps it (secrets to the vault)."""
+    secret = {o.name for o in cls.options if o.secret}
+    opts, secrets = dict(opts), dict(secrets)
+    for k, v in changes.items():
+        target: dict[str, Any] = secrets if k in secret else opts
+        if v == "":
+            target.pop(k, None)
+        else:
+            target[k] = v
+    return opts, secrets
