@@ -75,9 +75,8 @@ LEGIT = {
     # rm's delete of the tree while another process writes into it (a folder not empty
     # any more, a temporary renamed away); a put or mv whose folder or temporary an rm or
     # mv removed meanwhile. The replicas stay visible (`error`) and are done again later.
-    "folder changed": re.compile(
-        PROVIDER + r": \[Errno (2|39)\] (No such file or directory|Directory not empty): '.+'"
-    ),
+    # (errors name the provider and the virtual path, never the local file)
+    "folder changed": re.compile(PROVIDER + r": (No such file or directory|Directory not empty)"),
 }
 MORE = re.compile(r"cdir: … and \d+ more error\(s\)")
 
