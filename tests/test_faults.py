@@ -331,19 +331,6 @@ def test_two_mv_of_one_tree_at_once(two: Cdir, tmp_path: Path) -> None:
     assert inconsistencies(two, lambda r: files[r.path.removeprefix("/moved/")]) == []
 
 
-RACE = (
-    "a put does not coordinate with an rm or mv of the tree it is writing: the other "
-    "command deletes or moves files the put wrote but has not recorded yet (it records "
-    "every 500 files, at the end here), then the put records them current where they no "
-    "longer are (rm: tombstones revived, replicas `current`, files gone; mv: new entries "
-    "at the old path with no files, and the moved entries keep the old version's size and "
-    "generation over the put's bytes). Needs a claim in the catalog before the transfer "
-    "(replica state `pending`/`transferring`, DESIGN §2) that rm/mv honour, or a check at "
-    "record time; not a local fix"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=RACE)
 @pytest.mark.parametrize("other", [("rm", "-r", "/t"), ("mv", "/t", "/moved")], ids=["rm", "mv"])
 def test_a_command_on_the_tree_a_put_is_writing(
     two: Cdir, tmp_path: Path, other: tuple[str, ...]
@@ -454,17 +441,6 @@ def test_a_deadlock_is_a_one_line_conflict() -> None:
     )
 
 
-MV_RM = (
-    "mv and rm of one tree do not coordinate: rm tombstones the tree and deletes it below "
-    "its old path while mv is moving its files; the files mv moved before are left at the "
-    "new path, and whichever records last, no replica row names them (rm forgets the rows, "
-    "mv's rename moves the tombstones): orphans on every provider. Needs rm and mv to claim "
-    "the rows they work on (or rm to delete what the rows say at its record time); not a "
-    "local fix"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=MV_RM)
 def test_rm_of_the_tree_a_mv_is_moving(two: Cdir, tmp_path: Path) -> None:
     """The smallest reproduction of the stress test's orphans: `mv /t /moved` of 400 files is
     held (SIGSTOP) once 100 of them are at moved/ on laptop; `rm -r /t` runs to its end; the

@@ -7,13 +7,10 @@ holds exactly the source's bytes, and nothing crashed on the way.
 Commands of different processes race on purpose, and some lose; the errors a loser may
 print are listed in LEGIT with the race that causes each. Anything else — a traceback, an
 exit code other than 0 or 1, an error line not in LEGIT, a temporary left behind — fails.
-An inconsistency between the catalog and the folders is one of two known races, each
-reproduced exactly (and xfailed, strict) in tests/test_faults.py: a put with an rm or mv of
-the tree it is writing (`test_a_command_on_the_tree_a_put_is_writing`: replicas marked
-current that are gone or hold other bytes), an rm of the tree a mv is moving
-(`test_rm_of_the_tree_a_mv_is_moving`: files on the providers the catalog forgot). When one
-shows here the test is xfailed with what was found — the suite stays green, the finding
-shows in the summary — until they are fixed; then the xfail goes."""
+Any inconsistency between the catalog and the folders fails too. The races that caused them
+have a reproduction each in tests/test_faults.py: a put with an rm or mv of the tree it is
+writing (`test_a_command_on_the_tree_a_put_is_writing`), an rm of the tree a mv is moving
+(`test_rm_of_the_tree_a_mv_is_moving`)."""
 
 from __future__ import annotations
 
@@ -151,8 +148,4 @@ def test_four_processes_lose_nothing(tmp_path: Path, catalog_url: str) -> None:
         }
     found = inconsistencies(c, source_of(files))
     assert not [p for p in found if TMP_PREFIX in p], found
-    if found:
-        pytest.xfail(
-            f"{len(found)} inconsistencies, from the known races put∥rm/mv or mv∥rm (see "
-            f"test_faults.py): {found[:5]}"
-        )
+    assert found == [], f"{len(found)} inconsistencies: {found[:5]}"

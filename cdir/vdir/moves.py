@@ -89,8 +89,9 @@ class MoveOps(Core):
     def _record_move(
         self, s: Any, sp: str, dp: str, reps: Sequence[Any], moved: dict[int, RemoteStat]
     ) -> None:
+        self._drop_removed(s, reps, moved)
         rows = [
-            {"b_id": r.id, "remote_path": moved[r.id].path, "fingerprint": moved[r.id].fingerprint}
+            _moved_row(r, moved[r.id])
             if r.id in moved
             else {
                 "b_id": r.id,
@@ -103,6 +104,20 @@ class MoveOps(Core):
         writes.ensure_dirs(s, [split(dp)[0]])
         writes.rename_subtree(s, sp, dp)
         self.event(s, "mv", sp, None, {"to": dp})
+
+    def _drop_removed(self, s: Any, reps: Sequence[Any], moved: dict[int, RemoteStat]) -> None:
+        """Inside the write transaction: an rm of the tree that ran while this mv moved it
+        has forgotten (or tombstoned) replicas whose files this mv had already carried to
+        the new path, where the rm never looked. The rm's intent wins: those copies are
+        deleted and their rows forgotten, so no file is left that no row names."""
+        live = queries.live_replica_ids(s, list(moved))
+        provs = queries.providers_by_id(s)
+        for r in reps:
+            if r.id in moved and r.id not in live:
+                with contextlib.suppress(CdirError):
+                    self.backend(provs[r.provider_id].name).delete(moved[r.id].path)
+                del moved[r.id]
+                writes.forget_replicas(s, [r.id])
 
     def _tidy(self, sp: str, pids: set[int], provs: dict[int, Provider]) -> None:
         """Remove a moved directory's leftover empty folders (never a file) where dirs exist."""
@@ -247,6 +262,15 @@ class MoveOps(Core):
     def _delete_file(self, prov: Provider, remote: str) -> None:
         with contextlib.suppress(NotFound):  # already gone is what we wanted
             self.backend(prov.name).delete(remote)
+
+
+def _moved_row(r: Any, st: RemoteStat) -> dict[str, Any]:
+    """The replica row after its move; a file that is not the size the row says was
+    rewritten while it moved (a put of the same tree): it is kept, but as stale."""
+    row: dict[str, Any] = {"b_id": r.id, "remote_path": st.path, "fingerprint": st.fingerprint}
+    if r.size is not None and st.size != r.size:
+        row |= {"state": ReplicaState.STALE, "last_error": "changed while it was moved"}
+    return row
 
 
 def _moved(path: str, src: str, dst: str) -> str:
