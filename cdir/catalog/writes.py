@@ -348,12 +348,13 @@ def add_events(
         s.execute(insert(EVENT), [{"at": at, "actor": actor, **r} for r in rows])
 
 
-def upsert_replica(s: Session, entry_id: int, provider_id: int, vals: dict[str, Any]) -> None:
-    """Set a replica's columns, creating the row if the entry has none on that provider."""
-    r = replica_map(s, [entry_id]).get(entry_id, {}).get(provider_id)
+def upsert_replicas(s: Session, items: Sequence[tuple[int, int, Any, dict[str, Any]]]) -> None:
+    """Set replicas' columns: items of (entry id, provider id, the replica row read before
+    or None, columns); rows that do not exist yet are created. One executemany each."""
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
-    _upsert(r, entry_id, provider_id, vals, inserts, updates)
+    for entry_id, provider_id, row, vals in items:
+        _upsert(row, entry_id, provider_id, vals, inserts, updates)
     if inserts:
         s.execute(insert(REPLICA), inserts)
     update_replicas(s, updates)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from types import SimpleNamespace
@@ -172,6 +172,11 @@ def interruptible(report: TransferReport, what: str) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         raise Interrupted(f"{what} interrupted", report) from None
+
+
+def bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+    """`fn(*args)` as a task for the engine."""
+    return lambda: fn(*args)
 
 
 def actor_name() -> str:

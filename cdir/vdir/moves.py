@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from cdir.catalog import Provider, ReplicaState, maintenance, queries, writes
@@ -17,7 +17,7 @@ from cdir.providers.common import chunk_reader
 from cdir.schema import TransferReport
 from cdir.schema.paths import join, relative, split
 from cdir.vdir import engine
-from cdir.vdir.base import Core, interruptible
+from cdir.vdir.base import Core, bind, interruptible
 from cdir.vdir.plan import remote_of
 from cdir.vdir.transfers import check_within
 
@@ -83,7 +83,7 @@ class MoveOps(Core):
 
     def _move_task(self, r: Any, prov: Provider, sp: str, dp: str) -> engine.Task[Any]:
         new = remote_of(_moved(path_of(r), sp, dp))
-        run = _bind(self._move_one, prov, r, new)
+        run = bind(self._move_one, prov, r, new)
         return engine.Task(r, r.entry_size or 0, run, f"{prov.name}:{path_of(r)}", prov.name)
 
     def _record_move(
@@ -112,12 +112,11 @@ class MoveOps(Core):
         deleted and their rows forgotten, so no file is left that no row names."""
         live = queries.live_replica_ids(s, list(moved))
         provs = queries.providers_by_id(s)
-        for r in reps:
-            if r.id in moved and r.id not in live:
-                with contextlib.suppress(CdirError):
-                    self.backend(provs[r.provider_id].name).delete(moved[r.id].path)
-                del moved[r.id]
-                writes.forget_replicas(s, [r.id])
+        gone = [r for r in reps if r.id in moved and r.id not in live]
+        for r in gone:
+            with contextlib.suppress(CdirError):
+                self.backend(provs[r.provider_id].name).delete(moved.pop(r.id).path)
+        writes.forget_replicas(s, [r.id for r in gone])
 
     def _tidy(self, sp: str, pids: set[int], provs: dict[int, Provider]) -> None:
         """Remove a moved directory's leftover empty folders (never a file) where dirs exist."""
@@ -251,11 +250,11 @@ class MoveOps(Core):
                 tree.setdefault(r.provider_id, []).append(r.id)
                 continue
             prov = provs[r.provider_id]
-            run = _bind(self._delete_file, prov, r.remote_path)
+            run = bind(self._delete_file, prov, r.remote_path)
             tasks.append(engine.Task([r.id], r.entry_size or 0, run, path_of(r), prov.name))
         for pid, ids in tree.items():
             prov = provs[pid]
-            run = _bind(self.backend(prov.name).delete_tree, remote_of(top_path))
+            run = bind(self.backend(prov.name).delete_tree, remote_of(top_path))
             tasks.append(engine.Task(ids, 0, run, f"{prov.name}:{top_path}", prov.name))
         return tasks
 
@@ -275,7 +274,3 @@ def _moved_row(r: Any, st: RemoteStat) -> dict[str, Any]:
 
 def _moved(path: str, src: str, dst: str) -> str:
     return dst if path == src else join(dst, relative(path, src))
-
-
-def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
-    return lambda: fn(*args)

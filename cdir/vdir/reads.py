@@ -15,7 +15,7 @@ from cdir.errors import CdirError, IsADirectory, NotFound
 from cdir.schema import TransferReport
 from cdir.schema.paths import relative
 from cdir.vdir import engine, verify
-from cdir.vdir.base import Core, interruptible
+from cdir.vdir.base import Core, bind, interruptible
 from cdir.vdir.plan import Holder, read_order
 from cdir.vdir.verify import Findings
 
@@ -83,7 +83,7 @@ class ReadOps(Core):
                 on = f" on {provider}" if provider else ""
                 report.errors.append(f"{path_of(e)}: no current replica{on}")
                 continue
-            run = _bind(self._download, e, local, order, findings)
+            run = bind(self._download, e, local, order, findings)
             jobs.append(
                 engine.Task(path_of(e), e.size or 0, run, path_of(e), order[0].provider.name)
             )
@@ -143,7 +143,3 @@ def _same_local(local: Path, e: Any) -> bool:
     except OSError:
         return False
     return st.st_size == e.size and st.st_mtime_ns == e.mtime_ns
-
-
-def _bind(fn: Any, *args: Any) -> Any:
-    return lambda: fn(*args)

@@ -76,7 +76,7 @@ class ScanOps(Core):
         precision = max(self.backend(prov.name).capabilities.mtime_precision_ns, 1)
         existing = queries.entries_at(s, ["/" + st.path for st in chunk])
         reps = queries.replica_map(s, [e.id for e in existing.values()])
-        versions, seen = [], []
+        versions, seen, conflicts = [], [], []
         for st in chunk:
             path = "/" + st.path
             e = existing.get(path)
@@ -101,8 +101,9 @@ class ScanOps(Core):
             if _same(e, st, precision):
                 versions.append(_version(path, st, prov.id, e, e.mtime_ns, changed=False))
             else:
-                writes.upsert_replica(s, e.id, prov.id, _conflict(st, mine))
+                conflicts.append((e.id, prov.id, mine, _conflict(st, mine)))
         writes.update_replicas(s, seen)
+        writes.upsert_replicas(s, conflicts)
         writes.record_versions(s, versions, "scan", actor_name())
         self.event(s, "scan", vp, prov.name, {"files": len(chunk)})
 

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 from cdir.catalog import queries
 from cdir.errors import CdirError, IsADirectory, NotFound
 from cdir.schema import EntryOut, TransferReport
+from cdir.vdir import verify
 from cdir.vdir.namespace import NamespaceOps
 from cdir.vdir.plan import FileJob, Holder, ReplicaSource, StreamSource, plan_writes, read_order
 from cdir.vdir.transfers import TransferOps
@@ -48,7 +49,7 @@ class StreamOps(TransferOps, NamespaceOps):
             except CdirError as exc:
                 last = exc
                 continue
-            return e, _prepend(first, chunks)
+            return e, verify.prepend(first, chunks)
         assert last is not None
         raise last
 
@@ -118,9 +119,3 @@ class HashingReader(io.RawIOBase):
         b[:n] = data
         self.md5.update(data)
         return n
-
-
-def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from rest

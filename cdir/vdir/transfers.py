@@ -10,7 +10,7 @@ import os
 import stat as statmod
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -341,7 +341,9 @@ class TransferOps(Core):
         kind, _, want = (expect or "").partition(":")
         hasher = verify.HASHERS[kind](usedforsecurity=False) if kind in verify.HASHERS else None
         stream = (
-            verify.hashed(_prepend(first, chunks), hasher) if hasher else _prepend(first, chunks)
+            verify.hashed(verify.prepend(first, chunks), hasher)
+            if hasher
+            else verify.prepend(first, chunks)
         )
         st = dst.put_stream(chunk_reader(stream), remote, size=size, mtime_ns=mtime_ns)
         got = hasher.hexdigest() if hasher else st.hashes.get(kind, want)
@@ -361,12 +363,6 @@ def _folders(jobs: Sequence[FileJob]) -> dict[str, set[str]]:
         for p in f.targets:
             out.setdefault(p.name, set()).add(remote_of(split(f.vpath)[0]))
     return out
-
-
-def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from rest
 
 
 def check_within(path: str, ancestor: str) -> None:

@@ -69,6 +69,13 @@ def hashed(chunks: Iterator[bytes], hasher: Any) -> Iterator[bytes]:
         yield chunk
 
 
+def prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    """A stream whose first chunk was read ahead (to see a failing source at once)."""
+    if first:
+        yield first
+    yield from rest
+
+
 def download(backend: Backend, holder: Holder, entry: Any, local: Path) -> None:
     """One replica to `local`, atomically and checked (see the module docstring)."""
     remote = holder.replica.remote_path
