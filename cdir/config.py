@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     # time a provider may be offline), journal events after that many
     tombstone_days: float = Field(default=90, ge=0)
     event_days: float = Field(default=90, ge=0)
+    # how long a command waits for another that holds its subtree (an rm waiting for a put
+    # into the same tree) before it gives up
+    lease_wait: float = Field(default=600, ge=0)
 
     @cached_property
     def catalog(self) -> str:

@@ -8,6 +8,7 @@
     ├── NotADirectory (NotADirectoryError)
     ├── IsADirectory (IsADirectoryError)
     ├── Conflict                          concurrent change, precondition failed
+    │   └── Busy                          another command holds the subtree (retryable)
     ├── Unsupported (NotImplementedError) the provider cannot do this (see its capabilities)
     ├── MissingDependency (ImportError)   an optional SDK is not installed
     ├── VaultError                        wrong passphrase, tampered or unreadable vault
@@ -68,6 +69,10 @@ class IsADirectory(CdirError, IsADirectoryError):
 
 class Conflict(CdirError):
     pass
+
+
+class Busy(Conflict):
+    retryable = True
 
 
 class Unsupported(CdirError, NotImplementedError):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import filecmp
 import os
+import re
+import select
 import signal
 import subprocess
 import time
@@ -30,7 +32,6 @@ from tests.processes import (
     finish,
     inconsistencies,
     make_files,
-    no_traceback,
     summary,
     wait_until,
 )
@@ -295,34 +296,56 @@ def test_a_vanished_root_fails_that_provider_only(two: Cdir, tmp_path: Path) -> 
 # --- races between two commands on one tree ---------------------------------------------------
 def _held(
     c: Cdir, args: tuple[str, ...], ready: Callable[[], bool], other: tuple[str, ...]
-) -> tuple[tuple[int, str, str], subprocess.CompletedProcess[str]]:
-    """Start `args`, stop it (SIGSTOP) once `ready()` holds, run `other` to its end, let the
-    first go on (SIGCONT) and wait for it: (the first's (code, out, err), the other's run)."""
+) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
+    """Start `args` and stop it (SIGSTOP) once `ready()` holds; start `other`, which must
+    say it waits for the first (the first holds the tree); let the first go on (SIGCONT) and
+    wait for both: their (code, out, err)."""
     first = c.start(*args)
     wait_until(ready, "the first command half way", first)
     first.send_signal(signal.SIGSTOP)
     try:
-        second = c.run(*other, code=None)
+        second = c.start(*other)
+        said = first_line(second)
     finally:
         first.send_signal(signal.SIGCONT)
-    return finish(first), second
+    verb = args[0]
+    assert re.fullmatch(
+        rf"cdir: waiting for `{verb} /t[^`]*` \(pid {first.pid} on \S+\) to finish with /\w+\n",
+        said,
+    ), said
+    code, out, err = finish(second)
+    return finish(first), (code, out, said + err)
+
+
+def first_line(proc: subprocess.Popen[str]) -> str:
+    """The first line `proc` writes to stderr (read unbuffered, so `finish` gets the rest)."""
+    assert proc.stderr is not None
+    fd, got = proc.stderr.fileno(), b""
+    end = time.monotonic() + DEADLINE_S
+    while not got.endswith(b"\n"):
+        wait = end - time.monotonic()
+        assert wait > 0 and select.select([fd], [], [], wait)[0], f"no line on stderr: {got!r}"
+        chunk = os.read(fd, 1)
+        assert chunk, f"stderr closed after {got!r}"
+        got += chunk
+    return got.decode()
 
 
 def test_two_mv_of_one_tree_at_once(two: Cdir, tmp_path: Path) -> None:
-    """The second `mv /t /moved` starts while the first is half way: each finds the replicas
-    the other moved already at the destination. Both succeed; every replica is current at
-    its new path (the loser used to mark all the winner's replicas `error`, "not moved")."""
+    """The second `mv /t /moved` starts while the first is half way: it waits until the
+    first has finished, then finds no /t and says so. Every replica is current at its new
+    path."""
     files = make_files(tmp_path / "src", 400, size=10)
     two.run("put", f"{tmp_path / 'src'}/", "/t", "-r")
-    (code, out, err), second = _held(
+    (code, out, err), (code2, _, err2) = _held(
         two,
         ("mv", "/t", "/moved"),
         lambda: count_files(tmp_path / "laptop" / "moved") >= 100,
         ("mv", "/t", "/moved"),
     )
-    for c_, o, e in ((code, out, err), (second.returncode, second.stdout, second.stderr)):
-        assert (c_, e) == (0, ""), (o, e)
-        assert summary(o) == Summary("mv", len(files), 0, 0)
+    assert (code, err) == (0, ""), (out, err)
+    assert summary(out) == Summary("mv", len(files), 0, 0)
+    assert (code2, err2.splitlines()[1:]) == (1, ["cdir: error: no such file or directory: /t"])
     tree = two.tree("/")
     assert "/moved/" in tree and not [p for p in tree if p.startswith("/t/")]
     for name in BOTH:
@@ -335,13 +358,13 @@ def test_two_mv_of_one_tree_at_once(two: Cdir, tmp_path: Path) -> None:
 def test_a_command_on_the_tree_a_put_is_writing(
     two: Cdir, tmp_path: Path, other: tuple[str, ...]
 ) -> None:
-    """The smallest reproduction of what the stress test can hit: a put of a new version of
-    400 files is held (SIGSTOP) once half of them landed on laptop; `rm -r` (or `mv`) of the
-    tree runs to its end; the put goes on and finishes. Whatever the order, each replica the
-    catalog marks current must hold its entry's bytes, and each file on a provider must be
-    known to the catalog."""
+    """What the stress test used to hit: a put of a new version of 400 files is held
+    (SIGSTOP) once half of them landed on laptop; `rm -r` (or `mv`) of the tree waits for
+    it (it used to delete or move files the put then recorded current), then runs. The
+    put finishes whole; the rm (mv) then removes (moves) all of it; the catalog and the
+    folders agree."""
     src = tmp_path / "src"
-    make_files(src, 400, size=1)
+    files = make_files(src, 400, size=1)
     args = ("put", f"{src}/", "/t", "-r", "--to", "laptop,archive")
     two.run(*args)
     for f in src.rglob("*.bin"):  # version 2: two bytes, "yy"
@@ -350,8 +373,14 @@ def test_a_command_on_the_tree_a_put_is_writing(
     def half() -> bool:  # 200 files of version 2 on laptop
         return sum(size == 2 for size in sizes_below(tmp_path / "laptop" / "t")) >= 200
 
-    (_code, _out, err), _ = _held(two, args, half, other)
-    no_traceback(err)
+    (code, out, err), (code2, _, err2) = _held(two, args, half, other)
+    assert (code, err) == (0, "")
+    assert summary(out) == Summary("put", len(files), 0, 0)
+    assert (code2, err2.count("\n")) == (0, 1), err2
+    left = {"rm": set(), "mv": {f"moved/{rel}" for rel in files}}[other[0]]
+    for name in BOTH:
+        assert set(files_below(tmp_path / name)) == left
+        assert current_on(two, name) == left
     assert inconsistencies(two, lambda r: b"yy" if r.size == 2 else None) == []
 
 
@@ -441,21 +470,50 @@ def test_a_deadlock_is_a_one_line_conflict() -> None:
     )
 
 
+def test_a_command_that_waits_too_long_gives_up_in_one_line(two: Cdir, tmp_path: Path) -> None:
+    """With CDIR_LEASE_WAIT=0, an rm of the tree a (stopped) put is writing gives up at once:
+    one line naming the put, exit 1, nothing removed; the put then finishes."""
+    make_files(tmp_path / "src", 400, size=10)
+    put = two.start("put", f"{tmp_path / 'src'}/", "/t", "-r")
+    wait_until(lambda: count_files(tmp_path / "laptop" / "t") >= 100, "100 files on laptop", put)
+    put.send_signal(signal.SIGSTOP)
+    try:
+        rm = subprocess.run(
+            two.argv("rm", "-r", "/t"),
+            env=two.env | {"CDIR_LEASE_WAIT": "0"},
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE_S,
+        )
+    finally:
+        put.send_signal(signal.SIGCONT)
+    assert rm.returncode == 1
+    assert re.fullmatch(
+        rf"cdir: error: /t is busy: `put /t` \(pid {put.pid} on \S+\) is working on it; try "
+        r"again when it has finished \(waited 0 s, see CDIR_LEASE_WAIT\)\n",
+        rm.stderr,
+    ), rm.stderr
+    code, out, err = finish(put)
+    assert (code, err, summary(out)) == (0, "", Summary("put", 400, 0, 0))
+
+
 def test_rm_of_the_tree_a_mv_is_moving(two: Cdir, tmp_path: Path) -> None:
-    """The smallest reproduction of the stress test's orphans: `mv /t /moved` of 400 files is
-    held (SIGSTOP) once 100 of them are at moved/ on laptop; `rm -r /t` runs to its end; the
-    mv goes on. Whatever the outcome, every file left on a provider must be known to the
-    catalog."""
+    """`mv /t /moved` of 400 files is held (SIGSTOP) once 100 of them are at moved/ on
+    laptop; `rm -r /t` waits for it (it used to leave the copies the mv had made untracked),
+    then finds no /t. The mv finishes whole."""
     files = make_files(tmp_path / "src", 400, size=10)
     two.run("put", f"{tmp_path / 'src'}/", "/t", "-r")
-    (_code, _out, err), rm = _held(
+    (code, out, err), (code2, _, err2) = _held(
         two,
         ("mv", "/t", "/moved"),
         lambda: count_files(tmp_path / "laptop" / "moved") >= 100,
         ("rm", "-r", "/t"),
     )
-    no_traceback(err)
-    assert rm.returncode == 0, rm.stderr
+    assert (code, err) == (0, "")
+    assert summary(out) == Summary("mv", len(files), 0, 0)
+    assert (code2, err2.splitlines()[1:]) == (1, ["cdir: error: no such file or directory: /t"])
+    for name in BOTH:
+        assert current_on(two, name) == {f"moved/{rel}" for rel in files}
     assert inconsistencies(two, lambda r: files.get(r.path.split("/", 2)[-1])) == []
 
 
@@ -464,8 +522,8 @@ def test_a_killed_put_converges_when_run_again(two: Cdir, tmp_path: Path) -> Non
     """SIGKILL half way through a 3,000-file put: the batches recorded so far stay, the
     files written since are on the providers but unknown to the catalog, and an upload in
     flight leaves its temporary. The same command again puts what is not recorded and the
-    catalog and the folders agree — but for those temporaries (at most one per provider
-    lane, hidden from listings; nothing sweeps them yet)."""
+    catalog and the folders agree, and the temporaries the killed put left are gone (the
+    re-run writes into their folders and removes what a dead process left there)."""
     files = make_files(tmp_path / "src", 3000)
     args = ("put", f"{tmp_path / 'src'}/", "/tree", "-r", "--to", "laptop,archive")
     put = two.start(*args)
@@ -482,6 +540,4 @@ def test_a_killed_put_converges_when_run_again(two: Cdir, tmp_path: Path) -> Non
     assert s == Summary("put", len(files) - recorded, recorded, 0)  # a batch is whole files
     for name in BOTH:
         assert current_on(two, name) == {f"tree/{rel}" for rel in files}
-    found = inconsistencies(two, lambda r: files[r.path.removeprefix("/tree/")])
-    temps = [p for p in found if "an upload temporary left behind" in p]
-    assert found == temps and len(temps) <= len(BOTH)
+    assert inconsistencies(two, lambda r: files[r.path.removeprefix("/tree/")]) == []

@@ -216,17 +216,18 @@ def test_retention_settings_come_from_the_environment(
 def test_a_version_1_catalog_gets_the_gc_table_and_index(catalog_url: str) -> None:
     db = Database(catalog_url)
     with db.engine.begin() as conn:  # back to what version 1 made
+        conn.execute(text("DROP TABLE lease"))
         conn.execute(text("DROP TABLE catalog_state"))
         conn.execute(text("DROP INDEX ix_entry_tombstone"))
         conn.execute(text("DELETE FROM schema_version WHERE version > 1"))
     db.close()
     db = Database(catalog_url)
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     insp = inspect(db.engine)
-    assert "catalog_state" in insp.get_table_names()
+    assert {"catalog_state", "lease"} <= set(insp.get_table_names())
     assert "ix_entry_tombstone" in {i["name"] for i in insp.get_indexes("entry")}
     with db.transaction() as s:
-        assert s.execute(text("SELECT max(version) FROM schema_version")).scalar() == 2
+        assert s.execute(text("SELECT max(version) FROM schema_version")).scalar() == 3
     db.close()
 
 

@@ -35,11 +35,16 @@ def _v2(conn: Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
+def _v3(conn: Connection) -> None:
+    """Leases: commands claim the subtrees they work on (catalog.leases)."""
+    models.Lease.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+
+
 BUSY_TIMEOUT_S = 30  # how long a writer waits for another process's write lock
 WRITE_OPTION = "cdir_write"  # execution option: this transaction will write
 
 # Append only: each function moves the schema one version up, inside one transaction.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -143,6 +143,22 @@ class CatalogState(SQLModel, table=True):
     value: str
 
 
+class Lease(SQLModel, table=True):
+    """A command's claim on a subtree while it works on the providers (DESIGN.md §3): writes
+    (put, cp, replicate, scan) share a subtree; a removal (rm, mv) has it alone. Rows of a
+    process that died are broken by the next command that meets them."""
+
+    __tablename__ = "lease"
+
+    id: int | None = Field(default=None, primary_key=True)
+    path: str
+    exclusive: bool
+    command: str  # what the holder runs, for the message of whoever waits ("rm -r /t")
+    host: str
+    pid: int
+    expires_at: datetime  # renewed while the holder lives
+
+
 class SchemaVersion(SQLModel, table=True):
     __tablename__ = "schema_version"
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, String, bindparam, func, or_, select, type_coerce
 from sqlmodel import Session
 
-from cdir.catalog.models import Entry, EntryKind, Event, Provider, Replica, table
+from cdir.catalog.models import Entry, EntryKind, Provider, Replica, table
 from cdir.schema.paths import split
 
 ENTRY, REPLICA, PROVIDER = table(Entry), table(Replica), table(Provider)
@@ -217,27 +216,6 @@ def tracked_elsewhere(s: Session, provider_id: int, remote_paths: Sequence[str])
             if path_of(r) != "/" + r.remote_path:
                 out[r.remote_path] = path_of(r)
     return out
-
-
-def live_replica_ids(s: Session, ids: Sequence[int]) -> set[int]:
-    """Those of `ids` that still name a replica of a live entry (an rm forgets or buries
-    the others)."""
-    out: set[int] = set()
-    for i in range(0, len(ids), CHUNK):
-        q = (
-            select(REPLICA.c.id)
-            .join(ENTRY, ENTRY.c.id == REPLICA.c.entry_id)
-            .where(REPLICA.c.id.in_(ids[i : i + CHUNK]), ENTRY.c.deleted_at.is_(None))
-        )
-        out.update(s.execute(q).scalars())
-    return out
-
-
-def moved_or_removed_since(s: Session, since: datetime) -> list[str]:
-    """The paths an `rm` or `mv` started on after `since` (from the journal)."""
-    ev = table(Event)
-    q = select(ev.c.path).where(ev.c.at > since, ev.c.action.in_(("rm", "mv")))
-    return list(s.execute(q).scalars())
 
 
 def count_replicas(s: Session, provider_id: int) -> int:

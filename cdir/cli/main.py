@@ -175,6 +175,7 @@ class Globals:
 
             settings = _settings(self.catalog)
             self.vdir = VDir(settings, interactive=sys.stdin.isatty())
+            self.vdir.notice = _notice
         return self.vdir
 
 
@@ -223,6 +224,12 @@ def _names(text: str | None) -> list[str] | None:
 
 def _progress() -> bool:
     return not G.quiet
+
+
+def _notice(message: str) -> None:
+    """What a command tells the user while it runs (waiting for another); not with -q."""
+    if not G.quiet:
+        typer.echo(f"cdir: {message}", err=True)
 
 
 def _report(action: str, rep: Any) -> None:

@@ -22,7 +22,7 @@ from cdir.providers import Provider as Backend
 from cdir.providers import load_provider_class
 from cdir.schema import TransferReport
 from cdir.schema.paths import normalize
-from cdir.vdir import engine, state
+from cdir.vdir import claims, engine, state
 
 if TYPE_CHECKING:
     from cdir.vault import Vault
@@ -49,6 +49,7 @@ class Core:
         self.interactive = interactive
         self._backends: dict[str, Backend] = {}
         self._lock = threading.Lock()
+        self.notice: Callable[[str], None] | None = None  # what the user should hear now
 
     @cached_property
     def db(self) -> Database:
@@ -147,6 +148,20 @@ class Core:
             with contextlib.suppress(CdirError):
                 gone += self.backend(name).reap_temporaries(sorted(dirs))
         return gone
+
+    # --- claims ---------------------------------------------------------------------------
+    def claim(
+        self, paths: Sequence[str], *, exclusive: bool, command: str
+    ) -> contextlib.AbstractContextManager[None]:
+        """Hold these subtrees while a command works on the providers (vdir.claims)."""
+        return claims.claim(
+            self.db,
+            list(paths),
+            exclusive=exclusive,
+            command=command,
+            wait_s=self.settings.lease_wait,
+            notice=self.notice,
+        )
 
     # --- journal --------------------------------------------------------------------------
     def event(

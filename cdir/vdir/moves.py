@@ -26,7 +26,13 @@ MOVABLE = (ReplicaState.CURRENT, ReplicaState.STALE)
 
 class MoveOps(Core):
     def mv(self, src: str, dst: str, *, parallel: int = 4, progress: bool = True) -> TransferReport:
-        """Rename a file or tree on every provider that holds it, then in the catalog."""
+        """Rename a file or tree on every provider that holds it, then in the catalog; both
+        ends are claimed meanwhile (a put into either waits)."""
+        ends = [self.path(src), self.path(dst)]
+        with self.claim(ends, exclusive=True, command=f"mv {ends[0]} {ends[1]}"):
+            return self._mv_claimed(src, dst, parallel, progress)
+
+    def _mv_claimed(self, src: str, dst: str, parallel: int, progress: bool) -> TransferReport:
         t0 = time.perf_counter()
         sp, dp, se = self._mv_paths(src, dst)
         with self.db.transaction() as s:
@@ -83,13 +89,12 @@ class MoveOps(Core):
 
     def _move_task(self, r: Any, prov: Provider, sp: str, dp: str) -> engine.Task[Any]:
         new = remote_of(_moved(path_of(r), sp, dp))
-        run = bind(self._move_one, prov, r, new)
+        run = bind(self._move_replica, prov, r, new)
         return engine.Task(r, r.entry_size or 0, run, f"{prov.name}:{path_of(r)}", prov.name)
 
     def _record_move(
         self, s: Any, sp: str, dp: str, reps: Sequence[Any], moved: dict[int, RemoteStat]
     ) -> None:
-        self._drop_removed(s, reps, moved)
         rows = [
             _moved_row(r, moved[r.id])
             if r.id in moved
@@ -105,19 +110,6 @@ class MoveOps(Core):
         writes.rename_subtree(s, sp, dp)
         self.event(s, "mv", sp, None, {"to": dp})
 
-    def _drop_removed(self, s: Any, reps: Sequence[Any], moved: dict[int, RemoteStat]) -> None:
-        """Inside the write transaction: an rm of the tree that ran while this mv moved it
-        has forgotten (or tombstoned) replicas whose files this mv had already carried to
-        the new path, where the rm never looked. The rm's intent wins: those copies are
-        deleted and their rows forgotten, so no file is left that no row names."""
-        live = queries.live_replica_ids(s, list(moved))
-        provs = queries.providers_by_id(s)
-        gone = [r for r in reps if r.id in moved and r.id not in live]
-        for r in gone:
-            with contextlib.suppress(CdirError):
-                self.backend(provs[r.provider_id].name).delete(moved.pop(r.id).path)
-        writes.forget_replicas(s, [r.id for r in gone])
-
     def _tidy(self, sp: str, pids: set[int], provs: dict[int, Provider]) -> None:
         """Remove a moved directory's leftover empty folders (never a file) where dirs exist."""
         for pid in pids:
@@ -129,21 +121,6 @@ class MoveOps(Core):
                     b.delete_tree(remote_of(sp))
             except CdirError:
                 pass  # tidying is best effort; the files were moved
-
-    def _move_one(self, prov: Provider, r: Any, new_remote: str) -> RemoteStat:
-        try:
-            return self._move_replica(prov, r, new_remote)
-        except NotFound:
-            # Two `mv` of one path at once: the other moved this replica first. It is where
-            # this one wanted it, so it is moved (marking it `error` would hide a good copy).
-            b = self.backend(prov.name)
-            try:
-                st = b.stat(new_remote)
-            except NotFound:
-                st = None
-            if st is None or st.kind != "file" or (r.size is not None and st.size != r.size):
-                raise
-            return st
 
     def _move_replica(self, prov: Provider, r: Any, new_remote: str) -> RemoteStat:
         """Without a server-side move it is copy, then delete; when the delete fails the
@@ -180,7 +157,15 @@ class MoveOps(Core):
         progress: bool = True,
     ) -> TransferReport:
         """Tombstone in the catalog first, then delete every replica; failures stay visible
-        as replicas in state `error` under the tombstone, to be retried."""
+        as replicas in state `error` under the tombstone, to be retried. The paths are
+        claimed meanwhile (a put into them waits)."""
+        tops = [self.path(p) for p in paths]
+        with self.claim(tops, exclusive=True, command=f"rm {' '.join(tops)}"):
+            return self._rm_claimed(paths, recursive, parallel, progress)
+
+    def _rm_claimed(
+        self, paths: Sequence[str], recursive: bool, parallel: int, progress: bool
+    ) -> TransferReport:
         t0 = time.perf_counter()
         report = TransferReport()
         targets = [self._removable(text, recursive) for text in paths]

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import stat as statmod
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from cdir.catalog import Provider, queries, writes
-from cdir.catalog.models import utcnow
 from cdir.errors import (
     CdirError,
     InvalidPath,
@@ -121,8 +119,22 @@ class TransferOps(Core):
         progress: bool,
         action: str = "put",
     ) -> TransferReport:
-        """Plan, transfer and record `files`; `dirs` are created once something landed."""
-        t0, started = time.perf_counter(), utcnow()
+        """Plan, transfer and record `files`; `dirs` are created once something landed.
+        The subtree they fall in is claimed meanwhile: an rm or mv of it waits."""
+        where = posixpath.commonpath([f.vpath for f in files] + sorted(dirs) or ["/"])
+        with self.claim([where], exclusive=False, command=f"{action} {where}"):
+            return self._write_claimed(files, dirs, providers, parallel, progress, action)
+
+    def _write_claimed(
+        self,
+        files: list[FileJob],
+        dirs: set[str],
+        providers: list[Provider],
+        parallel: int,
+        progress: bool,
+        action: str,
+    ) -> TransferReport:
+        t0 = time.perf_counter()
         report = TransferReport()
         with self.db.transaction() as s:
             existing = queries.entries_at(s, [f.vpath for f in files])
@@ -134,7 +146,7 @@ class TransferOps(Core):
         todo = [f for f in files if f.targets]
         with interruptible(report, action):
             try:
-                self._transfer(todo, parallel, progress, action, report, started)
+                self._transfer(todo, parallel, progress, action, report)
             finally:
                 self.reap(_folders(todo))
                 report.seconds = round(time.perf_counter() - t0, 3)
@@ -150,7 +162,6 @@ class TransferOps(Core):
         progress: bool,
         action: str,
         report: TransferReport,
-        started: datetime | None = None,
     ) -> None:
         findings = Findings()
         tasks = [
@@ -172,14 +183,14 @@ class TransferOps(Core):
                         bar.advance(1, 0)
                         finished.append(f)
                         if len(finished) >= BATCH:
-                            self._record(finished, action, report, started)
+                            self._record(finished, action, report)
                             recorded.update(id(f) for f in finished)
                             finished = []
         finally:
             # also on Ctrl-C or an error: what providers confirmed is recorded, so a re-run
             # skips it and no replica is unknown to the catalog
             partial = [f for f in todo if f.done and pending[id(f)] and id(f) not in recorded]
-            self._record(finished + partial, action, report, started)
+            self._record(finished + partial, action, report)
             findings.record(self.db)
             untried = Counter(p.name for f in todo for p in f.targets if p.id in f.untried)
             report.errors += engine.down_summary(run.down, untried)
@@ -208,24 +219,16 @@ class TransferOps(Core):
         tally.failed += p.id in f.failed
         return f
 
-    def _record(
-        self,
-        jobs: list[FileJob],
-        action: str,
-        report: TransferReport,
-        started: datetime | None = None,
-    ) -> None:
+    def _record(self, jobs: list[FileJob], action: str, report: TransferReport) -> None:
         """One transaction for a batch of finished files. A file that an interrupt stopped
         before all its targets were tried is recorded (what landed is current) but counted
         neither put nor failed: the summary's count is what a re-run skips."""
-
-        def work(s: Any) -> list[str]:
-            if started is not None:
-                self._drop_vanished(s, jobs, started)
-            versions = [f.version() for f in jobs if f.done]
-            return writes.record_versions(s, versions, action, actor_name()) if versions else []
-
-        errs = self.db.write(work) if any(f.done for f in jobs) else []
+        versions = [f.version() for f in jobs if f.done]
+        errs = (
+            self.db.write(lambda s: writes.record_versions(s, versions, action, actor_name()))
+            if versions
+            else []
+        )
         for f in jobs:
             report.errors.extend(e for pid, e in f.failed.items() if pid not in f.untried)
             if len(f.done) + len(f.failed) < len(f.targets):
@@ -234,30 +237,6 @@ class TransferOps(Core):
             report.files += bool(f.done)
         report.errors.extend(errs)
         report.failed += len(errs)
-
-    def _drop_vanished(self, s: Any, jobs: list[FileJob], started: datetime) -> None:
-        """Inside the write transaction (another command's rm or mv waits for it): when an
-        rm or mv of a path above these files began after this command planned, it may have
-        removed or moved files this one wrote but had not recorded. Those are checked on
-        their provider; the ones gone (or changed) are not recorded current."""
-        busy = queries.moved_or_removed_since(s, started)
-        for f in jobs:
-            if not any(is_within(f.vpath, p) for p in busy):
-                continue
-            for p in f.targets:
-                st = f.done.get(p.id or 0)
-                if st is None:
-                    continue
-                try:
-                    now = self.backend(p.name).stat(st.path)
-                except NotFound:
-                    now = None
-                if now is None or (now.size, now.fingerprint) != (st.size, st.fingerprint):
-                    del f.done[p.id or 0]
-                    f.failed[p.id or 0] = (
-                        f"{p.name}:{f.vpath}: removed or moved by another command while this "
-                        "one ran; not recorded"
-                    )
 
     def _bind(self, job: FileJob, prov: Provider, findings: Findings) -> Callable[[], RemoteStat]:
         return lambda: self.upload(job, prov, findings)
