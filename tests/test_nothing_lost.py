@@ -80,6 +80,22 @@ def test_a_replica_deleted_behind_cdirs_back_is_marked_and_repaired(
     assert replicas(two, "/d/f.txt") == {"archive": "current", "laptop": "current"}
 
 
+def test_a_put_again_repairs_a_replica_marked_missing(two: Any, tmp_path: Path) -> None:
+    """Case 10 with put: once a read marked laptop's replica missing, the same put again
+    writes that file to laptop only (the other replica and file are skipped)."""
+    make_tree(tmp_path / "src", {"d/f.txt": "payload", "d/g.txt": "other"})
+    assert two("put", f"{tmp_path}/src/d/", "/d", "-r").code == 0
+    (tmp_path / "laptop/d/f.txt").unlink()
+    assert two("get", "/d/f.txt", str(tmp_path / "a.txt"), "--from", "laptop").code == 1
+    again = two("put", f"{tmp_path}/src/d/", "/d", "-r", "-o", "json")
+    assert again.code == 0, again.err
+    rep = json.loads(again.out)
+    assert (rep["files"], rep["skipped"], rep["providers"]["laptop"]["files"]) == (1, 1, 1)
+    assert "archive" not in rep["providers"] or rep["providers"]["archive"]["files"] == 0
+    assert (tmp_path / "laptop/d/f.txt").read_text() == "payload"
+    assert replicas(two, "/d/f.txt") == {"archive": "current", "laptop": "current"}
+
+
 def test_replicate_finds_a_replica_missing_without_a_read_first(two: Any, tmp_path: Path) -> None:
     make_tree(tmp_path / "src", {"d/f.txt": "payload"})
     assert two("put", f"{tmp_path}/src/d/", "/d", "-r").code == 0
@@ -124,6 +140,37 @@ def test_a_failed_delete_stays_visible_and_the_next_rm_retries_it(two: Any, tmp_
     assert again.code == 0, again.err
     assert json.loads(two("status", "/", "-o", "json").out) == []
     assert two("rm", "/f.txt").err == "cdir: error: no such file or directory: /f.txt\n"
+
+
+def test_scan_does_not_bring_back_a_file_whose_rm_failed(
+    two: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Case 16: a file whose delete failed on laptop is still there; a `scan laptop` (as after
+    re-pinning a host key) leaves it out and says why, and the next rm finishes the job."""
+    from cdir.errors import ProviderError
+    from cdir.providers.local import LocalProvider
+
+    make_tree(tmp_path / "src", {"f.txt": "x"})
+    assert two("put", str(tmp_path / "src/f.txt"), "/f.txt").code == 0
+    real_delete = LocalProvider.delete
+
+    def failing(self: LocalProvider, path: str) -> None:
+        if self.name == "laptop":
+            raise ProviderError(f"{self.name}:/{path}: refused")
+        real_delete(self, path)
+
+    with monkeypatch.context() as m:
+        m.setattr(LocalProvider, "delete", failing)
+        assert two("rm", "/f.txt").code == 1
+    scan = two("scan", "laptop")
+    assert scan.code == 0, scan.err
+    assert scan.err == (
+        "cdir: skipped: laptop:/f.txt: left out, it was removed (finish with `cdir rm /f.txt`)\n"
+    )
+    assert two("ls", "/").out == ""
+    assert replicas(two, "/") == {"laptop": "error"}
+    assert two("rm", "/f.txt").code == 0
+    assert not (tmp_path / "laptop/f.txt").exists()
 
 
 def test_a_put_that_lands_nowhere_leaves_the_catalog_as_it_was(two: Any, tmp_path: Path) -> None:

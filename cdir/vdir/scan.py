@@ -19,10 +19,15 @@ class ScanOps(Core):
     def scan(self, provider: str, text: str = "/") -> TransferReport:
         """Import what a provider already holds below a path into the catalog: new files
         become entries (current there), known ones are re-confirmed, and a file that differs
-        from the catalog's version is marked `conflict` (nothing is overwritten)."""
+        from the catalog's version is marked `conflict` (nothing is overwritten). The path
+        is claimed meanwhile, as a put's is."""
+        vp = self.path(text)
+        with self.claim([vp], exclusive=False, command=f"scan {provider} {vp}"):
+            return self._scan_claimed(provider, vp)
+
+    def _scan_claimed(self, provider: str, vp: str) -> TransferReport:
         t0 = time.perf_counter()
         report = TransferReport()
-        vp = self.path(text)
         prov = self.provider_row(provider)
         found = self._listing(provider, vp)
         folders = {remote_of(vp)} | {st.path for st in found if st.kind == "dir"}
@@ -85,6 +90,13 @@ class ScanOps(Core):
                     f"{prov.name}:{path}: a file where the catalog has a directory"
                 )
                 report.failed += 1
+                continue
+            if e is not None and e.deleted_at is not None and prov.id in reps.get(e.id, {}):
+                # an rm whose delete failed here: the file is on its way out, not new
+                report.warnings.append(
+                    f"{prov.name}:{path}: left out, it was removed (finish with `cdir rm {path}`)"
+                )
+                report.skipped += 1
                 continue
             if e is None or e.deleted_at is not None:
                 versions.append(_version(path, st, prov.id, e, st.mtime_ns))
