@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cdir.vdir.copies import CopyOps
 from cdir.vdir.gc import GcOps
 from cdir.vdir.moves import MoveOps
@@ -10,7 +12,16 @@ from cdir.vdir.reads import ReadOps
 from cdir.vdir.scan import ScanOps
 from cdir.vdir.streams import StreamOps
 
+if TYPE_CHECKING:
+    from cdir.vdir.protocol import VirtualDirectory
+
 
 class VDir(StreamOps, CopyOps, ReadOps, MoveOps, ScanOps, ProviderOps, GcOps):
     """The one layer that writes the catalog and calls providers; front ends (CLI, API,
     daemon) call its methods (`cdir.vdir.protocol.VirtualDirectory`) and nothing below."""
+
+
+if TYPE_CHECKING:
+
+    def _implements(v: VDir) -> VirtualDirectory:
+        return v  # mypy checks here, in CI, that VDir keeps to its Protocol

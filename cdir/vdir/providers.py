@@ -8,10 +8,7 @@ import re
 import time
 from typing import Any
 
-from sqlalchemy import update
-
-from cdir.catalog import Provider, queries
-from cdir.catalog.queries import ENTRY, PROVIDER, REPLICA
+from cdir.catalog import Provider, queries, writes
 from cdir.errors import AlreadyExists, CdirError, UsageError
 from cdir.providers import Provider as Backend
 from cdir.providers import load_provider_class
@@ -69,7 +66,7 @@ class ProviderOps(Core):
             location=location,
         )
         with self.db.transaction(write=True) as s:
-            s.add(row)
+            writes.add_provider(s, row)
             self.event(s, "provider.add", "/", name, {"kind": kind})
         return self._provider_out(row, dict(backend.secrets))
 
@@ -101,18 +98,14 @@ class ProviderOps(Core):
         backend = cls(name, row.root, opts, secrets)  # typed options refuse bad values here
         if check:
             backend = self._pin_and_check(cls, backend)
-        new_opts, new_secrets = dict(backend.opts), dict(backend.secrets)
-        changed = sorted(
-            k for k in {*row.options, *new_opts} if row.options.get(k) != new_opts.get(k)
-        )
-        changed_secrets = sorted(
-            k for k in {*old_secrets, *new_secrets} if old_secrets.get(k) != new_secrets.get(k)
-        )
+        new_secrets = dict(backend.secrets)
+        changed = _changed(row.options, dict(backend.opts))
+        changed_secrets = _changed(old_secrets, new_secrets)
         ref = row.secret_ref or name
         if changed_secrets:
             self.vault.set(ref, new_secrets)  # {} removes them
         values: dict[str, Any] = {
-            "options": new_opts,
+            "options": dict(backend.opts),
             "secret_ref": ref if new_secrets else None,
         }
         if priority is not None:
@@ -120,7 +113,7 @@ class ProviderOps(Core):
         if location is not None:
             values["location"] = location or None
         with self.db.transaction(write=True) as s:
-            s.execute(update(PROVIDER).where(PROVIDER.c.id == row.id).values(**values))
+            writes.update_provider(s, row.id or 0, values)
             detail = {"options": changed, "secrets": changed_secrets}
             self.event(s, "provider.set", "/", name, detail | {"kind": row.kind})
         self._drop_backend(name)
@@ -177,13 +170,7 @@ class ProviderOps(Core):
                     f"provider {name!r} holds {n} replica(s); use --force to forget them "
                     "(the files stay on the provider)"
                 )
-            s.execute(REPLICA.delete().where(REPLICA.c.provider_id == row.id))
-            s.execute(
-                update(ENTRY)
-                .where(ENTRY.c.preferred_provider_id == row.id)
-                .values(preferred_provider_id=None)
-            )
-            s.execute(PROVIDER.delete().where(PROVIDER.c.id == row.id))
+            writes.forget_provider(s, row.id or 0)
             self.event(s, "provider.remove", "/", name, {"replicas": n})
         if row.secret_ref:
             self.vault.delete(row.secret_ref)
@@ -266,3 +253,8 @@ def _merged(
         else:
             target[k] = v
     return opts, secrets
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The keys whose values differ (added and removed ones too)."""
+    return sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
