@@ -209,3 +209,37 @@ def test_a_copy_that_differs_from_the_version_is_refused(
         for x in json.loads(cli("status", "/data.csv", "-o", "json").out)[0]["replicas"]
     }
     assert reps == {"s3": "stale"}  # no replica on gcs: the bad copy was deleted there
+
+
+def test_a_replica_swapped_for_same_size_bytes_is_never_delivered(
+    cli: Any, remotes: dict[str, Any], tmp_path: Path
+) -> None:
+    """Issue "nothing lost", case 12, on every server: each replica in turn is replaced behind
+    cdir's back by other bytes of the same size. `get --from` that provider fails naming it
+    and marks the replica stale (it used to exit 0 with the wrong bytes); `replicate` then
+    brings it back from a current replica, byte for byte."""
+    from cdir.providers import load_provider_class
+
+    for name, (cfg, _env, _path) in remotes.items():
+        assert add(cli, name, cfg).code == 0
+    f = tmp_path / "data.csv"
+    f.write_text("the real content\n")
+    assert cli("put", str(f), "/data.csv", "--to", ",".join(remotes)).code == 0
+    stored = {p["name"]: p for p in json.loads(cli("provider", "list", "-o", "json").out)}
+    for name, (cfg, _env, _path) in remotes.items():
+        cls = load_provider_class(cfg["kind"])
+        raw = cls("raw", stored[name]["root"], stored[name]["options"], cfg["secrets"])
+        try:
+            raw.put_stream(io.BytesIO(b"the FAKE content\n"), "data.csv", size=17)
+        finally:
+            raw.close()
+        out = tmp_path / f"from-{name}.csv"
+        r = cli("get", "/data.csv", str(out), "--from", name)
+        assert r.code == 1, (name, r.out)
+        assert f"cdir: error: {name}:/data.csv: the replica changed outside cdir" in r.err
+        assert not out.exists()
+        [entry] = json.loads(cli("status", "/data.csv", "-o", "json").out)
+        assert {x["provider"]: x["state"] for x in entry["replicas"]}[name] == "stale"
+        assert cli("replicate", "/data.csv", "--to", name).code == 0
+        assert cli("get", "/data.csv", str(out), "--from", name).code == 0
+        assert out.read_bytes() == f.read_bytes()
