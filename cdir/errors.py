@@ -13,6 +13,7 @@
     ├── MissingDependency (ImportError)   an optional SDK is not installed
     ├── VaultError                        wrong passphrase, tampered or unreadable vault
     ├── CatalogError
+    ├── Unsafe                            a sync pass stopped by a safety rail (`--force`)
     ├── Interrupted                       Ctrl-C or SIGTERM; carries what was done
     └── ProviderError(retryable)          anything else a storage service reported
         ├── AuthError (PermissionError)
@@ -84,6 +85,10 @@ class MissingDependency(CdirError, ImportError):
 
 
 class VaultError(CdirError):
+    pass
+
+
+class Unsafe(CdirError):
     pass
 
 

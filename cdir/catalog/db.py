@@ -40,11 +40,18 @@ def _v3(conn: Connection) -> None:
     models.Lease.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
 
 
+def _v4(conn: Connection) -> None:
+    """Sync: replicas found by (provider, remote path) when a listing is compared."""
+    for index in models.Replica.__table__.indexes:  # type: ignore[attr-defined]
+        if index.name == "ix_replica_provider_path":
+            index.create(conn, checkfirst=True)
+
+
 BUSY_TIMEOUT_S = 30  # how long a writer waits for another process's write lock
 WRITE_OPTION = "cdir_write"  # execution option: this transaction will write
 
 # Append only: each function moves the schema one version up, inside one transaction.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -52,6 +52,23 @@ def last_gc(s: Session) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+DELETES = "deletes:"  # catalog_state key prefix: a directory's delete policy (sync)
+
+
+def delete_policies(s: Session) -> dict[str, str]:
+    """Directory path → its delete policy ("restore" or "propagate"), where one was set."""
+    q = select(STATE.c.key, STATE.c.value).where(STATE.c.key.like(DELETES + "%"))
+    return {k.removeprefix(DELETES): v for k, v in s.execute(q).all()}
+
+
+def set_delete_policy(s: Session, path: str, policy: str | None) -> None:
+    """Set a directory's delete policy; None clears it (the parent's applies again)."""
+    if policy is None:
+        s.execute(delete(STATE).where(STATE.c.key == DELETES + path))
+    else:
+        set_state(s, DELETES + path, policy)
+
+
 # --- gc ----------------------------------------------------------------------------------------
 def _has_replica(e: Any) -> Any:
     return exists().where(REPLICA.c.entry_id == e.c.id)

@@ -90,7 +90,11 @@ class Entry(SQLModel, table=True):
 
 class Replica(SQLModel, table=True):
     __tablename__ = "replica"
-    __table_args__ = (UniqueConstraint("entry_id", "provider_id", name="uq_replica"),)
+    __table_args__ = (
+        UniqueConstraint("entry_id", "provider_id", name="uq_replica"),
+        # change detection joins a provider's listing on (provider, remote path)
+        Index("ix_replica_provider_path", "provider_id", "remote_path"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     entry_id: int = Field(foreign_key="entry.id", index=True)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Row, String, bindparam, func, or_, select, type_coerce
 from sqlmodel import Session
 
-from cdir.catalog.models import Entry, EntryKind, Provider, Replica, table
+from cdir.catalog.models import Entry, EntryKind, Provider, Replica, ReplicaState, table
 from cdir.schema.paths import split
 
 ENTRY, REPLICA, PROVIDER = table(Entry), table(Replica), table(Provider)
@@ -216,6 +216,45 @@ def tracked_elsewhere(s: Session, provider_id: int, remote_paths: Sequence[str])
             if path_of(r) != "/" + r.remote_path:
                 out[r.remote_path] = path_of(r)
     return out
+
+
+def home_providers(s: Session, dirname: str) -> set[int]:
+    """Providers holding a current replica of a live file directly in `dirname`: where a
+    file new in that directory is replicated to."""
+    q = (
+        select(REPLICA.c.provider_id)
+        .distinct()
+        .join(ENTRY, ENTRY.c.id == REPLICA.c.entry_id)
+        .where(
+            ENTRY.c.dirname == dirname,
+            ENTRY.c.deleted_at.is_(None),
+            REPLICA.c.state == ReplicaState.CURRENT,
+            REPLICA.c.generation == ENTRY.c.generation,
+        )
+    )
+    return set(s.execute(q).scalars())
+
+
+def needing_copies(s: Session, path: str) -> list[Row[Any]]:
+    """(entry columns, provider_id) for each live file at or below `path` and each provider
+    whose replica of it is not current (stale, missing, pending, in error, or an older
+    generation): what a sync pass copies."""
+    q = (
+        select(*ENTRY_COLS, REPLICA.c.provider_id)
+        .join(ENTRY, ENTRY.c.id == REPLICA.c.entry_id)
+        .where(
+            at_or_below(path),
+            ENTRY.c.deleted_at.is_(None),
+            ENTRY.c.kind == EntryKind.FILE,
+            or_(
+                REPLICA.c.state != ReplicaState.CURRENT,
+                REPLICA.c.generation != ENTRY.c.generation,
+            ),
+            REPLICA.c.state != ReplicaState.CONFLICT,
+        )
+        .order_by(ENTRY.c.dirname, ENTRY.c.basename)
+    )
+    return list(s.execute(q).all())
 
 
 def count_replicas(s: Session, provider_id: int) -> int:

@@ -21,6 +21,7 @@ from cdir.catalog.queries import (
     at_or_below,
     below,
     entries_at,
+    path_of,
     replica_map,
 )
 from cdir.errors import NotADirectory
@@ -359,6 +360,35 @@ def upsert_replicas(s: Session, items: Sequence[tuple[int, int, Any, dict[str, A
     if inserts:
         s.execute(insert(REPLICA), inserts)
     update_replicas(s, updates)
+
+
+def pending_replicas(s: Session, wanted: Sequence[tuple[int, Iterable[int]]]) -> None:
+    """A `pending` replica row for each (entry id, provider ids) where the entry has none on
+    that provider yet: the next copy step (sync's converge) writes it there."""
+    ids = sorted({entry_id for entry_id, _ in wanted})
+    if not ids:
+        return
+    reps = replica_map(s, ids)
+    paths: dict[int, str] = {}
+    for i in range(0, len(ids), 500):
+        q = select(ENTRY.c.id, ENTRY.c.dirname, ENTRY.c.basename).where(
+            ENTRY.c.id.in_(ids[i : i + 500])
+        )
+        paths.update((r.id, path_of(r)) for r in s.execute(q))
+    rows = [
+        {
+            "entry_id": entry_id,
+            "provider_id": pid,
+            "remote_path": paths[entry_id].lstrip("/"),
+            "generation": 0,
+            "state": ReplicaState.PENDING,
+        }
+        for entry_id, pids in wanted
+        for pid in sorted(set(pids))
+        if pid not in reps.get(entry_id, {})
+    ]
+    if rows:
+        s.execute(insert(REPLICA), rows)
 
 
 # --- providers -------------------------------------------------------------------------------

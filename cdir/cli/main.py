@@ -587,6 +587,82 @@ def scan_cmd(
     _report("scan", G.open().scan(provider, path))
 
 
+@app.command("sync")
+def sync_cmd(
+    path: Annotated[str, typer.Argument(help="Virtual path to reconcile")] = "/",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Print what would be done; change nothing")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Go on past the safety rails (--max-delete, empty listings)"),
+    ] = False,
+    max_delete: Annotated[
+        float,
+        typer.Option(
+            "--max-delete",
+            min=0,
+            max=100,
+            help="Stop if a pass would overwrite or delete more than this % of a provider's files",
+        ),
+    ] = 50,
+) -> None:
+    """One sync pass now: changes made on any provider reach every other, none is lost."""
+    rep = G.open().sync(
+        path,
+        dry_run=dry_run,
+        force=force,
+        max_delete=max_delete / 100,
+        parallel=_parallel(),
+        progress=_progress(),
+    )
+    _sync_summary(rep)
+    if rep.failed:
+        raise typer.Exit(1)
+
+
+def _sync_summary(rep: Any) -> None:
+    from cdir.cli.output import human_size
+
+    if G.output == "json":
+        typer.echo(rep.model_dump_json(indent=2))
+    elif not G.quiet:
+        for line in rep.plan:
+            typer.echo(line)
+        what = "sync --dry-run (nothing done)" if rep.dry_run else "sync"
+        typer.echo(
+            f"{what}: checked {rep.checked} file(s) on {', '.join(rep.providers) or 'no provider'}"
+            f": {rep.changed} changed, {rep.imported} new, {rep.conflicts} conflict(s), "
+            f"{rep.restored} restored, {rep.deleted} deleted; copied {rep.copied} file(s), "
+            f"{human_size(rep.bytes)} in {rep.seconds:.2f} s (failed {rep.failed})"
+        )
+    for err in rep.errors[:20]:
+        typer.echo(f"cdir: error: {err}", err=True)
+    if len(rep.errors) > 20:
+        typer.echo(f"cdir: … and {len(rep.errors) - 20} more error(s)", err=True)
+
+
+@app.command("policy")
+def policy_cmd(
+    path: Annotated[str, typer.Argument(help="Virtual directory (its subdirectories inherit)")],
+    deletes: Annotated[
+        str | None,
+        typer.Option(
+            "--deletes",
+            help="restore: a file deleted outside cdir comes back; propagate: it is deleted "
+            "everywhere",
+        ),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove this directory's own policy")
+    ] = False,
+) -> None:
+    """Show or set how sync treats files deleted outside cdir below PATH."""
+    v = G.open()
+    got = v.policy(path, deletes, clear=clear)
+    typer.echo(f"{v.path(path)}: deletes {got}")
+
+
 # aliases kept for the prior projects' verbs
 for alias, fn in (("list", ls_cmd), ("delete", rm_cmd), ("copy", cp_cmd), ("move", mv_cmd)):
     app.command(alias, hidden=True, help=f"Same as `cdir {fn.__name__.removesuffix('_cmd')}`.")(fn)

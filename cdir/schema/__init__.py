@@ -7,6 +7,7 @@ from cdir.schema.models import (
     PinsOut,
     ProviderOut,
     ReplicaOut,
+    SyncReport,
     TransferReport,
 )
 from cdir.schema.paths import normalize
@@ -18,6 +19,7 @@ __all__ = [
     "PinsOut",
     "ProviderOut",
     "ReplicaOut",
+    "SyncReport",
     "TransferReport",
     "normalize",
 ]

@@ -61,6 +61,26 @@ class TransferReport(BaseModel):
     seconds: float = 0.0
 
 
+class SyncReport(BaseModel):
+    """What a sync pass saw and did (with `dry_run`, would do)."""
+
+    checked: int = 0  # files listed, over every provider
+    providers: list[str] = []  # the providers listed
+    changed: int = 0  # new versions found on a provider
+    imported: int = 0  # new files found on a provider
+    conflicts: int = 0  # conflict copies made
+    restored: int = 0  # replicas found missing and marked for restoring
+    deleted: int = 0  # replicas deleted (an rm finished, or a delete propagated)
+    copied: int = 0  # files copied to bring replicas up to date
+    bytes: int = 0
+    failed: int = 0
+    errors: list[str] = []
+    warnings: list[str] = []
+    plan: list[str] = []  # with dry_run: one line per action
+    dry_run: bool = False
+    seconds: float = 0.0
+
+
 class GcReport(BaseModel):
     """What `cdir gc` purged (with `dry_run`, would purge)."""
 

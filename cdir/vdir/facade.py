@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cdir.vdir.copies import CopyOps
 from cdir.vdir.gc import GcOps
 from cdir.vdir.moves import MoveOps
 from cdir.vdir.providers import ProviderOps
 from cdir.vdir.reads import ReadOps
 from cdir.vdir.scan import ScanOps
 from cdir.vdir.streams import StreamOps
+from cdir.vdir.sync import SyncOps
 
 if TYPE_CHECKING:
     from cdir.vdir.protocol import VirtualDirectory
 
 
-class VDir(StreamOps, CopyOps, ReadOps, MoveOps, ScanOps, ProviderOps, GcOps):
+class VDir(StreamOps, SyncOps, ReadOps, MoveOps, ScanOps, ProviderOps, GcOps):
     """The one layer that writes the catalog and calls providers; front ends (CLI, API,
     daemon) call its methods (`cdir.vdir.protocol.VirtualDirectory`) and nothing below."""
 

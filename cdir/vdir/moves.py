@@ -12,6 +12,7 @@ from typing import Any
 from cdir.catalog import Provider, ReplicaState, maintenance, queries, writes
 from cdir.catalog.queries import path_of
 from cdir.errors import AlreadyExists, CdirError, Conflict, IsADirectory, NotFound, UsageError
+from cdir.providers import Provider as Backend
 from cdir.providers import RemoteStat
 from cdir.providers.common import chunk_reader
 from cdir.schema import TransferReport
@@ -123,29 +124,7 @@ class MoveOps(Core):
                 pass  # tidying is best effort; the files were moved
 
     def _move_replica(self, prov: Provider, r: Any, new_remote: str) -> RemoteStat:
-        """Without a server-side move it is copy, then delete; when the delete fails the
-        copy is removed again, so the replica stays tracked at its old path and no untracked
-        copy is left."""
-        b = self.backend(prov.name)
-        if b.capabilities.server_side_move:
-            return b.move(r.remote_path, new_remote)
-        st = (
-            b.copy(r.remote_path, new_remote)
-            if b.capabilities.server_side_copy
-            else b.put_stream(
-                chunk_reader(b.read_chunks(r.remote_path)),
-                new_remote,
-                size=r.size,
-                mtime_ns=r.mtime_ns,
-            )
-        )
-        try:
-            b.delete(r.remote_path)
-        except CdirError:
-            with contextlib.suppress(CdirError):
-                b.delete(new_remote)
-            raise
-        return st
+        return move_file(self.backend(prov.name), r.remote_path, new_remote, r.size, r.mtime_ns)
 
     # --- rm ---------------------------------------------------------------------------------
     def rm(
@@ -259,3 +238,23 @@ def _moved_row(r: Any, st: RemoteStat) -> dict[str, Any]:
 
 def _moved(path: str, src: str, dst: str) -> str:
     return dst if path == src else join(dst, relative(path, src))
+
+
+def move_file(b: Backend, src: str, dst: str, size: int | None, mtime_ns: int | None) -> RemoteStat:
+    """Move a file within one provider. Without a server-side move it is copy, then delete;
+    when the delete fails the copy is removed again, so the file stays (only) where it was
+    and no untracked copy is left."""
+    if b.capabilities.server_side_move:
+        return b.move(src, dst)
+    st = (
+        b.copy(src, dst)
+        if b.capabilities.server_side_copy
+        else b.put_stream(chunk_reader(b.read_chunks(src)), dst, size=size, mtime_ns=mtime_ns)
+    )
+    try:
+        b.delete(src)
+    except CdirError:
+        with contextlib.suppress(CdirError):
+            b.delete(dst)
+        raise
+    return st

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO, Protocol
 
-from cdir.schema import EntryOut, GcReport, PinsOut, ProviderOut, TransferReport
+from cdir.schema import EntryOut, GcReport, PinsOut, ProviderOut, SyncReport, TransferReport
 
 
 class Listing(Protocol):
@@ -90,6 +90,17 @@ class VirtualDirectory(Protocol):
         progress: bool = True,
     ) -> TransferReport: ...
     def scan(self, provider: str, text: str = "/") -> TransferReport: ...
+    def sync(
+        self,
+        text: str = "/",
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        max_delete: float = 0.5,
+        parallel: int = 4,
+        progress: bool = True,
+    ) -> SyncReport: ...
+    def policy(self, text: str, deletes: str | None = None, *, clear: bool = False) -> str: ...
 
     # --- byte streams ------------------------------------------------------------------
     def read(

@@ -1,0 +1,372 @@
+"""`sync`: one reconcile pass (DESIGN.md §3). Each enabled provider is listed once and its
+listing compared with the catalog in bulk (`catalog.listing`); the pure planner
+(`syncplan.decide`) says what to do about each path that differs; the actions are applied
+(conflict copies moved aside, the catalog updated in batches, deletes run); then every
+replica that is not current is brought up to date from a current one through the shared
+write path, verified as any copy is. The pass holds its subtree alone (a put waits)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from cdir.catalog import Provider, ReplicaState, listing, maintenance, queries
+from cdir.catalog.queries import path_of
+from cdir.errors import CdirError, NotFound, Unsafe, UsageError
+from cdir.providers import Provider as Backend
+from cdir.providers import RemoteStat
+from cdir.schema import SyncReport, TransferReport
+from cdir.schema.paths import split
+from cdir.vdir.copies import CopyOps
+from cdir.vdir.plan import FileJob, ReplicaSource, read_order, remote_of
+from cdir.vdir.syncapply import Applier, describe
+from cdir.vdir.syncplan import (
+    Action,
+    ConflictCopy,
+    Context,
+    DeleteReplica,
+    Kind,
+    Listed,
+    MarkMissing,
+    NewVersion,
+    Problem,
+    Seen,
+    decide,
+)
+
+BATCH = 2000  # listing rows per insert
+POLICIES = ("restore", "propagate")
+
+
+@dataclass
+class Rep:
+    """What the planner reads of a replica row."""
+
+    id: int
+    provider_id: int
+    remote_path: str
+    generation: int
+    state: str
+
+
+@dataclass
+class Observed:
+    seen: dict[str, dict[int, Seen]] = field(default_factory=dict)
+    entries: dict[str, Any] = field(default_factory=dict)
+    listed: dict[int, int] = field(default_factory=dict)  # provider id → files listed
+
+    def add(self, path: str, pid: int, sn: Seen, entry: Any = None) -> None:
+        self.seen.setdefault(path, {})[pid] = sn
+        if entry is not None:
+            self.entries[path] = entry
+
+
+class SyncOps(CopyOps):
+    def sync(
+        self,
+        text: str = "/",
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        max_delete: float = 0.5,
+        parallel: int = 4,
+        progress: bool = True,
+    ) -> SyncReport:
+        """One pass over `text` on every enabled provider: changes found on any of them
+        reach all the others, and no version is lost (see syncplan)."""
+        vp = self.path(text)
+        self.entry(vp)
+        with self.claim([vp], exclusive=True, command=f"sync {vp}"):
+            return self._pass(vp, dry_run, force, max_delete, parallel, progress)
+
+    def policy(self, text: str, deletes: str | None = None, *, clear: bool = False) -> str:
+        """A directory's delete policy for sync (`restore` or `propagate`): set it (or
+        `clear` it, so its parent's applies), and return the one in effect there."""
+        vp = self.path(text)
+        if self.entry(vp).kind != "dir":
+            raise UsageError(f"a policy is set on a directory: {vp} is a file")
+        if deletes is not None and deletes not in POLICIES:
+            raise UsageError(f"--deletes takes {' or '.join(POLICIES)}, not {deletes!r}")
+        if deletes is not None or clear:
+            self.db.write(lambda s: maintenance.set_delete_policy(s, vp, deletes))
+        with self.db.transaction() as s:
+            return _policy(vp, maintenance.delete_policies(s))
+
+    def _pass(
+        self, vp: str, dry_run: bool, force: bool, max_delete: float, parallel: int, progress: bool
+    ) -> SyncReport:
+        t0 = time.perf_counter()
+        report = SyncReport(dry_run=dry_run)
+        with self.db.transaction() as s:
+            provs = queries.providers_by_id(s)
+            policies = maintenance.delete_policies(s)
+        obs = Observed()
+        for p in provs.values():
+            if p.enabled:
+                self._observe(p, vp, obs, report, force)
+        report.providers = sorted(provs[pid].name for pid in obs.listed)
+        report.checked = sum(obs.listed.values())
+        actions, reps = self._plan(obs, provs, policies)
+        if not force:
+            _check_risk(actions, reps, obs, provs, max_delete)
+        if dry_run:
+            report.plan = [describe(a, provs) for a in actions]
+        else:
+            Applier(self, provs, report, parallel).apply(actions, obs.entries)
+            self._converge(vp, provs, set(obs.listed), report, parallel, progress)
+            self.db.write(lambda s: self.event(s, "sync", vp, None, _counts(report)))
+        _tally(actions, obs.entries, report)
+        report.seconds = round(time.perf_counter() - t0, 3)
+        return report
+
+    # --- detection -------------------------------------------------------------------------
+    def _observe(
+        self, p: Provider, vp: str, obs: Observed, report: SyncReport, force: bool
+    ) -> None:
+        """List `p` below `vp` and note what differs from the catalog; a provider that
+        cannot be listed, or whose listing is empty where the catalog has files, is left
+        out of this pass (its replicas untouched)."""
+        assert p.id is not None
+        try:
+            with self.db.transaction() as s:
+                listing.start(s)
+                n = 0
+                for batch in _batched(self._files_below(self.backend(p.name), vp)):
+                    listing.add(s, [_row(st) for st in batch])
+                    n += len(batch)
+                diff = listing.differing(s, p.id, vp)
+                new = listing.unknown(s, p.id)
+                gone = listing.unlisted(s, p.id, vp)
+                listing.finish(s)
+        except CdirError as exc:
+            report.errors.append(f"{p.name}: not synced: {exc}")
+            report.failed += 1
+            return
+        present = sum(r.state == ReplicaState.CURRENT and r.deleted_at is None for r in gone)
+        if n == 0 and present and not force:
+            report.errors.append(
+                f"{p.name}: listed no file below {vp}, but the catalog has {present} there; "
+                "taken for a fault (an unmounted disk, a wrong bucket?), nothing changed "
+                "there — if they really were deleted, run `cdir sync --force`"
+            )
+            report.failed += 1
+            return
+        obs.listed[p.id] = n
+        self._note(p.id, diff, new, gone, obs)
+
+    def _files_below(self, b: Backend, vp: str) -> Iterator[RemoteStat]:
+        if vp != "/":
+            top = b.stat(remote_of(vp)) if self.entry(vp).kind == "file" else None
+            if top is not None:
+                yield top
+                return
+        try:
+            for st in b.list(remote_of(vp), recursive=True):
+                if st.kind == "file":
+                    yield st
+        except NotFound:
+            return  # no folder there yet: nothing listed
+
+    def _note(self, pid: int, diff: Any, new: Any, gone: Any, obs: Observed) -> None:
+        for r in diff:
+            listed = Listed(
+                r.remote_path,
+                r.listed_size,
+                r.listed_mtime_ns,
+                r.listed_fingerprint or "",
+                r.listed_hash,
+            )
+            moved = r.listed_size != r.replica_size or r.listed_fingerprint != r.replica_fingerprint
+            kind: Kind = (
+                "unknown" if r.replica_fingerprint is None else "changed" if moved else "same"
+            )
+            obs.add(path_of(r), pid, Seen(kind, listed, _listed_rep(r)), r)
+        for r in new:
+            listed = Listed(r.path, r.size, r.mtime_ns, r.fingerprint or "", r.hash)
+            obs.add("/" + r.path, pid, Seen("unknown", listed))
+        for r in gone:
+            if r.deleted_at is not None or r.state in (ReplicaState.CURRENT, ReplicaState.STALE):
+                obs.add(path_of(r), pid, Seen("missing", None, _listed_rep(r)), r)
+
+    # --- planning --------------------------------------------------------------------------
+    def _plan(
+        self, obs: Observed, provs: Mapping[int, Provider], policies: Mapping[str, str]
+    ) -> tuple[list[Action], dict[str, dict[int, Any]]]:
+        """The planner's actions for every path seen differing, and each path's replicas."""
+        paths = sorted(obs.seen)
+        with self.db.transaction() as s:
+            unseen = [p for p in paths if p not in obs.entries]
+            obs.entries.update(queries.entries_at(s, unseen))
+            ids = [e.id for e in obs.entries.values()]
+            by_entry = queries.replica_map(s, ids)
+            homes = _Homes(s, frozenset(obs.listed), provs)
+            actions: list[Action] = []
+            reps: dict[str, dict[int, Any]] = {}
+            for path in paths:
+                e = obs.entries.get(path)
+                reps[path] = {
+                    pid: _rep(r) for pid, r in (by_entry.get(e.id, {}) if e else {}).items()
+                }
+                ctx = Context(
+                    provs,
+                    frozenset(obs.listed),
+                    homes.of(split(path)[0]),
+                    _policy(path, policies) == "propagate",
+                )
+                actions += decide(path, e, reps[path], obs.seen[path], ctx)
+        return actions, reps
+
+    # --- converge --------------------------------------------------------------------------
+    def _converge(
+        self,
+        vp: str,
+        provs: Mapping[int, Provider],
+        listed: set[int],
+        report: SyncReport,
+        parallel: int,
+        progress: bool,
+    ) -> None:
+        """Copy each file whose replica on a listed provider is not current, from a current
+        one, grouped by the providers it goes to."""
+        with self.db.transaction() as s:
+            rows = queries.needing_copies(s, vp)
+            reps = queries.replica_map(s, {r.id for r in rows})
+        wanted: dict[int, tuple[Any, set[int]]] = {}  # entry id → (entry, target ids)
+        for r in rows:
+            if r.provider_id in listed and provs[r.provider_id].enabled:
+                wanted.setdefault(r.id, (r, set()))[1].add(r.provider_id)
+        groups: dict[frozenset[int], list[FileJob]] = {}
+        for e, targets in wanted.values():
+            order = read_order(e, reps.get(e.id, {}), provs)
+            if not order:
+                report.errors.append(f"{path_of(e)}: no current replica to copy from")
+                report.failed += 1
+                continue
+            job = FileJob(path_of(e), e.size or 0, e.mtime_ns, ReplicaSource(order), hash=e.hash)
+            groups.setdefault(frozenset(targets), []).append(job)
+        for group, jobs in groups.items():
+            rep = self.write_jobs(
+                jobs,
+                set(),
+                [provs[pid] for pid in sorted(group)],
+                parallel=parallel,
+                progress=progress,
+                action="sync",
+            )
+            _add(report, rep)
+
+
+class _Homes:
+    """The providers a new file of a directory goes to: those holding the files beside it,
+    else beside its nearest ancestor's, else every provider listed in this pass."""
+
+    def __init__(self, s: Any, listed: frozenset[int], provs: Mapping[int, Provider]) -> None:
+        self.s, self.listed, self.provs = s, listed, provs
+        self.cache: dict[str, frozenset[int]] = {}
+
+    def of(self, d: str) -> frozenset[int]:
+        if d not in self.cache:
+            found = queries.home_providers(self.s, d)
+            enabled = frozenset(pid for pid in found if self.provs[pid].enabled)
+            if enabled:
+                self.cache[d] = enabled
+            else:
+                self.cache[d] = self.listed if d == "/" else self.of(split(d)[0])
+        return self.cache[d]
+
+
+def _policy(path: str, policies: Mapping[str, str]) -> str:
+    p = path
+    while True:
+        if p in policies:
+            return policies[p]
+        if p == "/":
+            return "restore"
+        p = split(p)[0]
+
+
+def _check_risk(
+    actions: list[Action],
+    reps: Mapping[str, Mapping[int, Any]],
+    obs: Observed,
+    provs: Mapping[int, Provider],
+    max_delete: float,
+) -> None:
+    """Stop before a pass that would overwrite or delete more than `max_delete` of a
+    provider's files (a notebook that rewrote a bucket, a folder emptied by mistake)."""
+    risk: dict[int, int] = {}
+    for a in actions:
+        if isinstance(a, NewVersion):
+            for pid, r in reps[a.path].items():
+                gone = obs.seen[a.path].get(pid)
+                if pid != a.source and pid not in a.same and not (gone and gone.kind == "missing"):
+                    risk[pid] = risk.get(pid, 0) + (r.state == ReplicaState.CURRENT)
+        elif isinstance(a, DeleteReplica) and a.why == "propagate":
+            risk[a.provider] = risk.get(a.provider, 0) + 1
+    for pid, n in sorted(risk.items()):
+        total = max(obs.listed.get(pid, 0), 1)
+        if n > 1 and n > max_delete * total:
+            raise Unsafe(
+                f"sync stopped: it would overwrite or delete {n} of {provs[pid].name}'s {total} "
+                f"file(s) ({n / total:.0%}, more than --max-delete {max_delete:.0%}); nothing "
+                "was changed — see what changed with `cdir sync --dry-run`, then run with --force"
+            )
+
+
+def _tally(actions: list[Action], entries: Mapping[str, Any], report: SyncReport) -> None:
+    for a in actions:
+        if isinstance(a, NewVersion):
+            e = entries.get(a.path)
+            if e is None or e.deleted_at is not None:
+                report.imported += 1
+            else:
+                report.changed += 1
+        elif isinstance(a, ConflictCopy):
+            report.conflicts += 1
+        elif isinstance(a, MarkMissing):
+            report.restored += 1
+        elif isinstance(a, DeleteReplica):
+            report.deleted += 1
+        elif isinstance(a, Problem):
+            report.errors.append(f"{a.path}: {a.message}")
+            report.failed += 1
+
+
+def _counts(r: SyncReport) -> dict[str, int]:
+    keys = ("checked", "changed", "imported", "conflicts", "restored", "deleted", "copied")
+    return {k: getattr(r, k) for k in keys}
+
+
+def _add(report: SyncReport, rep: TransferReport) -> None:
+    report.copied += rep.files
+    report.bytes += rep.bytes
+    report.failed += rep.failed
+    report.errors += rep.errors
+
+
+def _listed_rep(r: Any) -> Rep:
+    """A replica as a listing comparison returns it (its columns prefixed)."""
+    return Rep(r.replica_id, r.provider_id, r.remote_path, r.replica_generation, r.state)
+
+
+def _rep(r: Any) -> Rep:
+    return Rep(r.id, r.provider_id, r.remote_path, r.generation, r.state)
+
+
+def _row(st: RemoteStat) -> dict[str, Any]:
+    kind = next(iter(sorted(st.hashes, key=lambda k: k != "md5")), None)
+    return {
+        "path": st.path,
+        "size": st.size,
+        "mtime_ns": st.mtime_ns,
+        "fingerprint": st.fingerprint,
+        "hash": f"{kind}:{st.hashes[kind]}" if kind else None,
+    }
+
+
+def _batched(it: Iterator[RemoteStat]) -> Iterator[list[RemoteStat]]:
+    while batch := list(islice(it, BATCH)):
+        yield batch
