@@ -201,3 +201,14 @@ def test_the_cli_prints_the_plan_and_a_summary(cli: Any, tmp_path: Path) -> None
     )
     assert cli("policy", "/p", "--deletes", "propagate").out == "/p: deletes propagate\n"
     assert cli("policy", "/p", "--clear").out == "/p: deletes restore\n"
+
+
+def test_a_pass_can_list_one_provider_only(vdir: Any, tmp_path: Path) -> None:
+    """What the daemon's per-provider polls do: a change found on laptop reaches archive,
+    which is not listed (taken to hold what the catalog says)."""
+    setup_tree(vdir, tmp_path, {"a.txt": "one"})
+    edit(tmp_path / "laptop/p/a.txt", "edited", T0 + 60)
+    (tmp_path / "archive/p/a.txt").unlink()  # not seen: archive is not listed
+    rep = vdir.sync(only=["laptop"], progress=False)
+    assert (rep.providers, rep.changed, rep.restored, rep.copied) == (["laptop"], 1, 0, 1)
+    assert both(tmp_path, "p/a.txt") == ("edited", "edited")

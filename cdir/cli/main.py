@@ -610,6 +610,7 @@ def sync_cmd(
     """One sync pass now: changes made on any provider reach every other, none is lost."""
     rep = G.open().sync(
         path,
+        only=G.storage,  # --storage/--provider: list only these (the others as recorded)
         dry_run=dry_run,
         force=force,
         max_delete=max_delete / 100,

@@ -94,6 +94,7 @@ class VirtualDirectory(Protocol):
         self,
         text: str = "/",
         *,
+        only: Sequence[str] | None = None,
         dry_run: bool = False,
         force: bool = False,
         max_delete: float = 0.5,

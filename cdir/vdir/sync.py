@@ -8,7 +8,7 @@ write path, verified as any copy is. The pass holds its subtree alone (a put wai
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -57,6 +57,11 @@ class Observed:
     seen: dict[str, dict[int, Seen]] = field(default_factory=dict)
     entries: dict[str, Any] = field(default_factory=dict)
     listed: dict[int, int] = field(default_factory=dict)  # provider id → files listed
+    down: set[int] = field(default_factory=set)  # providers that failed this pass
+
+    def usable(self, provs: Mapping[int, Provider]) -> frozenset[int]:
+        """Providers this pass may read from and write to: enabled, and not failed."""
+        return frozenset(pid for pid, p in provs.items() if p.enabled and pid not in self.down)
 
     def add(self, path: str, pid: int, sn: Seen, entry: Any = None) -> None:
         self.seen.setdefault(path, {})[pid] = sn
@@ -69,18 +74,21 @@ class SyncOps(CopyOps):
         self,
         text: str = "/",
         *,
+        only: Sequence[str] | None = None,
         dry_run: bool = False,
         force: bool = False,
         max_delete: float = 0.5,
         parallel: int = 4,
         progress: bool = True,
     ) -> SyncReport:
-        """One pass over `text` on every enabled provider: changes found on any of them
-        reach all the others, and no version is lost (see syncplan)."""
+        """One pass over `text`: the enabled providers (or `only` these) are listed, and the
+        changes found on any of them reach all the others; no version is lost (see
+        syncplan). A provider that is not listed is taken to hold what the catalog says."""
         vp = self.path(text)
         self.entry(vp)
+        chosen = {p.id for p in self.resolve_providers(only)} if only else None
         with self.claim([vp], exclusive=True, command=f"sync {vp}"):
-            return self._pass(vp, dry_run, force, max_delete, parallel, progress)
+            return self._pass(vp, chosen, dry_run, force, max_delete, parallel, progress)
 
     def policy(self, text: str, deletes: str | None = None, *, clear: bool = False) -> str:
         """A directory's delete policy for sync (`restore` or `propagate`): set it (or
@@ -96,7 +104,14 @@ class SyncOps(CopyOps):
             return _policy(vp, maintenance.delete_policies(s))
 
     def _pass(
-        self, vp: str, dry_run: bool, force: bool, max_delete: float, parallel: int, progress: bool
+        self,
+        vp: str,
+        chosen: set[int | None] | None,
+        dry_run: bool,
+        force: bool,
+        max_delete: float,
+        parallel: int,
+        progress: bool,
     ) -> SyncReport:
         t0 = time.perf_counter()
         report = SyncReport(dry_run=dry_run)
@@ -105,7 +120,7 @@ class SyncOps(CopyOps):
             policies = maintenance.delete_policies(s)
         obs = Observed()
         for p in provs.values():
-            if p.enabled:
+            if p.enabled and (chosen is None or p.id in chosen):
                 self._observe(p, vp, obs, report, force)
         report.providers = sorted(provs[pid].name for pid in obs.listed)
         report.checked = sum(obs.listed.values())
@@ -116,7 +131,7 @@ class SyncOps(CopyOps):
             report.plan = [describe(a, provs) for a in actions]
         else:
             Applier(self, provs, report, parallel).apply(actions, obs.entries)
-            self._converge(vp, provs, set(obs.listed), report, parallel, progress)
+            self._converge(vp, provs, obs.usable(provs), report, parallel, progress)
             self.db.write(lambda s: self.event(s, "sync", vp, None, _counts(report)))
         _tally(actions, obs.entries, report)
         report.seconds = round(time.perf_counter() - t0, 3)
@@ -144,6 +159,7 @@ class SyncOps(CopyOps):
         except CdirError as exc:
             report.errors.append(f"{p.name}: not synced: {exc}")
             report.failed += 1
+            obs.down.add(p.id)
             return
         present = sum(r.state == ReplicaState.CURRENT and r.deleted_at is None for r in gone)
         if n == 0 and present and not force:
@@ -153,6 +169,7 @@ class SyncOps(CopyOps):
                 "there — if they really were deleted, run `cdir sync --force`"
             )
             report.failed += 1
+            obs.down.add(p.id)
             return
         obs.listed[p.id] = n
         self._note(p.id, diff, new, gone, obs)
@@ -202,7 +219,8 @@ class SyncOps(CopyOps):
             obs.entries.update(queries.entries_at(s, unseen))
             ids = [e.id for e in obs.entries.values()]
             by_entry = queries.replica_map(s, ids)
-            homes = _Homes(s, frozenset(obs.listed), provs)
+            usable = obs.usable(provs)
+            homes = _Homes(s, usable, provs)
             actions: list[Action] = []
             reps: dict[str, dict[int, Any]] = {}
             for path in paths:
@@ -212,7 +230,7 @@ class SyncOps(CopyOps):
                 }
                 ctx = Context(
                     provs,
-                    frozenset(obs.listed),
+                    usable,
                     homes.of(split(path)[0]),
                     _policy(path, policies) == "propagate",
                 )
@@ -224,19 +242,19 @@ class SyncOps(CopyOps):
         self,
         vp: str,
         provs: Mapping[int, Provider],
-        listed: set[int],
+        usable: frozenset[int],
         report: SyncReport,
         parallel: int,
         progress: bool,
     ) -> None:
-        """Copy each file whose replica on a listed provider is not current, from a current
+        """Copy each file whose replica on a usable provider is not current, from a current
         one, grouped by the providers it goes to."""
         with self.db.transaction() as s:
             rows = queries.needing_copies(s, vp)
             reps = queries.replica_map(s, {r.id for r in rows})
         wanted: dict[int, tuple[Any, set[int]]] = {}  # entry id → (entry, target ids)
         for r in rows:
-            if r.provider_id in listed and provs[r.provider_id].enabled:
+            if r.provider_id in usable:
                 wanted.setdefault(r.id, (r, set()))[1].add(r.provider_id)
         groups: dict[frozenset[int], list[FileJob]] = {}
         for e, targets in wanted.values():
@@ -261,10 +279,10 @@ class SyncOps(CopyOps):
 
 class _Homes:
     """The providers a new file of a directory goes to: those holding the files beside it,
-    else beside its nearest ancestor's, else every provider listed in this pass."""
+    else beside its nearest ancestor's, else every provider usable in this pass."""
 
-    def __init__(self, s: Any, listed: frozenset[int], provs: Mapping[int, Provider]) -> None:
-        self.s, self.listed, self.provs = s, listed, provs
+    def __init__(self, s: Any, usable: frozenset[int], provs: Mapping[int, Provider]) -> None:
+        self.s, self.usable, self.provs = s, usable, provs
         self.cache: dict[str, frozenset[int]] = {}
 
     def of(self, d: str) -> frozenset[int]:
@@ -274,7 +292,7 @@ class _Homes:
             if enabled:
                 self.cache[d] = enabled
             else:
-                self.cache[d] = self.listed if d == "/" else self.of(split(d)[0])
+                self.cache[d] = self.usable if d == "/" else self.of(split(d)[0])
         return self.cache[d]
 
 

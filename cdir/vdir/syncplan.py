@@ -158,7 +158,7 @@ Action = (
 @dataclass(frozen=True)
 class Context:
     providers: Mapping[int, Provider]
-    listed: frozenset[int]  # the providers this pass listed (the others are left alone)
+    usable: frozenset[int]  # providers this pass may copy from (enabled, not failed)
     home: frozenset[int] = frozenset()  # the providers of this path's directory
     propagate_deletes: bool = False
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -308,7 +308,7 @@ def _holders(
         pid
         for pid, r in reps.items()
         if pid not in exclude
-        and pid in ctx.listed
+        and pid in ctx.usable
         and r.state == ReplicaState.CURRENT
         and r.generation == entry.generation
         and (pid not in seen or seen[pid].kind == "same")
