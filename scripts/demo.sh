@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: install cdir, register two local folders as providers
-# (SQLite catalog, no server), put a sample tree on both, and show `ls` and `status`.
+# (SQLite catalog, no server), put a sample tree on both, show `ls` and `status`, then change
+# files inside the provider folders behind cdir's back and let `cdir sync` reconcile them.
 # Re-runnable: it starts from a fresh demo home each time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,3 +23,15 @@ $cdir put "$demo/data/" /proj/data -r --to laptop,archive
 $cdir ls /proj/data -l
 $cdir status /proj -r
 $cdir search / '*.csv' -r
+# sync: a file changed inside one provider's folder behind cdir's back reaches the other
+echo "2,0.8" >> "$demo/laptop/proj/data/raw/train.csv"
+$cdir sync --dry-run
+$cdir sync
+cat "$demo/archive/proj/data/raw/train.csv"
+# a conflict: both folders changed; the newer wins everywhere, the other is kept as a copy
+echo "archive's notes" > "$demo/archive/proj/data/README.txt"
+touch -d '1 hour ago' "$demo/archive/proj/data/README.txt"
+echo "laptop's notes, newer" > "$demo/laptop/proj/data/README.txt"
+$cdir sync
+$cdir ls /proj/data
+$cdir status /proj/data -r

@@ -165,18 +165,21 @@ def test_an_empty_listing_is_a_fault_not_a_mass_deletion(vdir: Any, tmp_path: Pa
     setup_tree(vdir, tmp_path, {"a.txt": "one", "b.txt": "two"})
     vdir.policy("/", "propagate")
     shutil.rmtree(tmp_path / "archive/p")
+    for name in ("a.txt", "b.txt"):  # every file changed on laptop: no rail for archive,
+        edit(tmp_path / "laptop/p" / name, "edited", T0 + 60)  # which gets nothing now
     rep = vdir.sync(progress=False)
+    assert rep.changed == 2
     assert rep.errors == [
         "archive: listed no file below /, but the catalog has 2 there; taken for a fault (an "
         "unmounted disk, a wrong bucket?), nothing changed there — if they really were "
         "deleted, run `cdir sync --force`"
     ]
     assert (rep.deleted, rep.restored, rep.providers) == (0, 0, ["laptop"])
-    assert (tmp_path / "laptop/p/a.txt").read_text() == "one"
+    assert (tmp_path / "laptop/p/a.txt").read_text() == "edited"
     shutil.rmtree(tmp_path / "archive")  # the root itself gone (unmounted): the same fault
     again = vdir.sync(progress=False)
     assert (again.errors, again.deleted, again.restored) == (rep.errors, 0, 0)
-    assert states(vdir, "/p/a.txt") == {"laptop": ("current", 1), "archive": ("current", 1)}
+    assert states(vdir, "/p/a.txt") == {"laptop": ("current", 2), "archive": ("stale", 1)}
 
 
 def test_the_cli_prints_the_plan_and_a_summary(cli: Any, tmp_path: Path) -> None:

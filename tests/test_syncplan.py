@@ -100,12 +100,13 @@ CASES: list[tuple[str, Any, dict[int, Any], dict[int, Seen], bool, list[Any]]] =
     ),
     (
         "new on a provider: imported to the directory's providers",
-        None, {}, {1: Seen("unknown", listed())}, False, [NewVersion(F, 1, listed(), {}, HOME)],
+        None, {}, {1: Seen("unknown", listed())}, False,
+        [NewVersion(F, 1, listed(), {}, HOME, imported=True)],
     ),
     (
         "new on two providers with different bytes",
         None, {}, {1: Seen("unknown", listed(6, 10)), 2: Seen("unknown", listed(7, 20))}, False,
-        [NewVersion(F, 2, listed(7, 20), {}, HOME), ConflictCopy(F, 1, "p/f.txt", CONFLICT_A, listed(6, 10), HOME)],
+        [NewVersion(F, 2, listed(7, 20), {}, HOME, imported=True), ConflictCopy(F, 1, "p/f.txt", CONFLICT_A, listed(6, 10), HOME)],
     ),
     (
         "found where no replica was, holding the entry's bytes: adopted",
@@ -142,7 +143,7 @@ CASES: list[tuple[str, Any, dict[int, Any], dict[int, Seen], bool, list[Any]]] =
     (
         "a file where a tombstone is, with no replica row: new",
         entry(deleted=True), {}, {3: Seen("unknown", listed())}, False,
-        [NewVersion(F, 3, listed(), {}, HOME)],
+        [NewVersion(F, 3, listed(), {}, HOME, imported=True)],
     ),
     (
         "a file where the catalog has a directory",

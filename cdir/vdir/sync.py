@@ -126,14 +126,14 @@ class SyncOps(CopyOps):
         report.checked = sum(obs.listed.values())
         actions, reps = self._plan(obs, provs, policies)
         if not force:
-            _check_risk(actions, reps, obs, provs, max_delete)
+            _check_risk(actions, reps, obs, self._totals(obs, provs), provs, max_delete)
         if dry_run:
             report.plan = [describe(a, provs) for a in actions]
         else:
             Applier(self, provs, report, parallel).apply(actions, obs.entries)
             self._converge(vp, provs, obs.usable(provs), report, parallel, progress)
             self.db.write(lambda s: self.event(s, "sync", vp, None, _counts(report)))
-        _tally(actions, obs.entries, report)
+        _tally(actions, report)
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
 
@@ -237,6 +237,15 @@ class SyncOps(CopyOps):
                 actions += decide(path, e, reps[path], obs.seen[path], ctx)
         return actions, reps
 
+    def _totals(self, obs: Observed, provs: Mapping[int, Provider]) -> dict[int, int]:
+        """Files on each usable provider: as listed, or as the catalog counts them for one
+        this pass did not list."""
+        out = dict(obs.listed)
+        with self.db.transaction() as s:
+            for pid in obs.usable(provs) - set(out):
+                out[pid] = queries.count_replicas(s, pid)
+        return out
+
     # --- converge --------------------------------------------------------------------------
     def _converge(
         self,
@@ -310,11 +319,13 @@ def _check_risk(
     actions: list[Action],
     reps: Mapping[str, Mapping[int, Any]],
     obs: Observed,
+    totals: Mapping[int, int],
     provs: Mapping[int, Provider],
     max_delete: float,
 ) -> None:
     """Stop before a pass that would overwrite or delete more than `max_delete` of a
-    provider's files (a notebook that rewrote a bucket, a folder emptied by mistake)."""
+    usable provider's files (a notebook that rewrote a bucket, a folder emptied by
+    mistake)."""
     risk: dict[int, int] = {}
     for a in actions:
         if isinstance(a, NewVersion):
@@ -325,7 +336,9 @@ def _check_risk(
         elif isinstance(a, DeleteReplica) and a.why == "propagate":
             risk[a.provider] = risk.get(a.provider, 0) + 1
     for pid, n in sorted(risk.items()):
-        total = max(obs.listed.get(pid, 0), 1)
+        if pid not in totals:
+            continue  # down this pass: nothing is written there
+        total = max(totals[pid], 1)
         if n > 1 and n > max_delete * total:
             raise Unsafe(
                 f"sync stopped: it would overwrite or delete {n} of {provs[pid].name}'s {total} "
@@ -334,14 +347,11 @@ def _check_risk(
             )
 
 
-def _tally(actions: list[Action], entries: Mapping[str, Any], report: SyncReport) -> None:
+def _tally(actions: list[Action], report: SyncReport) -> None:
     for a in actions:
         if isinstance(a, NewVersion):
-            e = entries.get(a.path)
-            if e is None or e.deleted_at is not None:
-                report.imported += 1
-            else:
-                report.changed += 1
+            report.imported += a.imported
+            report.changed += not a.imported
         elif isinstance(a, ConflictCopy):
             report.conflicts += 1
         elif isinstance(a, MarkMissing):

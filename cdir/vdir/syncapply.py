@@ -210,6 +210,8 @@ def describe(a: Action, provs: Mapping[int, Provider]) -> str:
         also = (
             f" (same bytes on {', '.join(provs[p].name for p in sorted(a.same))})" if a.same else ""
         )
+        if a.imported:
+            return f"{a.path}: new on {provs[a.source].name}{also}, imported"
         return f"{a.path}: new version from {provs[a.source].name}{also}"
     if isinstance(a, ConflictCopy):
         return f"{a.path}: {name}'s version kept as {a.name}"

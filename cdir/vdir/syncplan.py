@@ -71,6 +71,7 @@ class NewVersion:
     listed: Listed
     same: Mapping[int, Listed] = field(default_factory=dict)
     home: frozenset[int] = frozenset()
+    imported: bool = False  # no live entry before: a new file
 
 
 @dataclass(frozen=True)
@@ -285,7 +286,7 @@ def _resolve(
         name = conflict_name(path, v.mtime_ns, ctx.providers[holder].name, ctx.now)
         out.append(ConflictCopy(path, holder, where, name, v, ctx.home))
     if winner != CATALOG:
-        out.insert(0, NewVersion(path, winner, won, same, ctx.home))
+        out.insert(0, NewVersion(path, winner, won, same, ctx.home, imported=entry is None))
     return out
 
 
