@@ -161,7 +161,8 @@ class SyncOps(CopyOps):
             report.failed += 1
             obs.down.add(p.id)
             return
-        present = sum(r.state == ReplicaState.CURRENT and r.deleted_at is None for r in gone)
+        held = (ReplicaState.CURRENT, ReplicaState.STALE)  # rows whose file should be there
+        present = sum(r.state in held and r.deleted_at is None for r in gone)
         if n == 0 and present and not force:
             report.errors.append(
                 f"{p.name}: listed no file below {vp}, but the catalog has {present} there; "
