@@ -27,6 +27,7 @@ from benchmarks import (  # noqa: F401 - registers the cases
     cases_cloud,
     cases_put,
     cases_startup,
+    cases_sync,
 )
 from benchmarks.harness import Case, Context, Row, Skip, find_tool, ordered_cases
 from benchmarks.report import RESULTS, CaseResult, RunInfo, load_results, update_doc
