@@ -204,7 +204,14 @@ class ObjectStore(Provider):
         return NotFound(f"{self._what(path)}: not found")
 
     # --- reading ----------------------------------------------------------------------------
-    def list(self, path: str = "", recursive: bool = False) -> Iterator[RemoteStat]:
+    def list(
+        self, path: str = "", recursive: bool = False, *, mtimes: bool = True
+    ) -> Iterator[RemoteStat]:
+        """`Provider.list`. `mtimes=False`: the caller needs only sizes and fingerprints (a
+        sync pass that then stats the few files that differ), so a store that reads the
+        stored mtime with a request per file (S3's HEAD) skips it; a file's mtime may then be
+        the store's Last-Modified (the upload time), and a multipart object may lack the md5
+        that only that request reads. Stores whose listings carry the stored mtime ignore it."""
         base = self._base(path)
         seen: set[str] = set()  # directories reported (recursive listings imply them)
         listed = False
@@ -215,7 +222,7 @@ class ObjectStore(Provider):
             if page is None:
                 break
             dirs, files = self._entries(path, base, page, seen)
-            out = list(self._finish_page(dirs, files, recursive))
+            out = list(self._finish_page(dirs, files, recursive, mtimes))
             listed = listed or bool(out)
             yield from out
         if not listed and path and not self._is_dir(path):
@@ -255,9 +262,14 @@ class ObjectStore(Provider):
         return dirs, files
 
     def _finish_page(
-        self, dirs: Sequence[RemoteStat], files: Sequence[RemoteStat], recursive: bool
+        self,
+        dirs: Sequence[RemoteStat],
+        files: Sequence[RemoteStat],
+        recursive: bool,
+        mtimes: bool = True,
     ) -> Iterable[RemoteStat]:
-        """What one page of a listing reports; a store may check or complete entries here."""
+        """What one page of a listing reports; a store may check or complete entries here
+        (`mtimes`: as `list` was asked)."""
         return [*dirs, *files]
 
     def stat(self, path: str) -> RemoteStat:

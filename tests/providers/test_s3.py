@@ -9,6 +9,7 @@ import io
 import os
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -372,4 +373,100 @@ def test_an_md5_is_only_added_to_the_object_uploaded(
     # CopySourceIfMatch refused the copy: no md5chksum on what the HEAD did not see
     assert "md5chksum" not in p.client.head_object(Bucket=p.bucket, Key=p.prefix + "f")["Metadata"]
     p.delete_tree("")
+    p.close()
+
+
+# --- listings: the signed fast path, and mtimes=False ------------------------------------------
+# Keys other tools may leave, where URL-encoding matters (space, +, %, &, <, control characters),
+# a marker and temporaries of uploads in flight. (SeaweedFS stores a//b as a/b: not here.)
+CONTROL = ["cr\rlf\nx", "ctl\x01", "tab\tx"]  # DeleteObjects' XML cannot name them
+AWKWARD = ["a b/ünï #?.txt", "plus+sign", "pct%41", "amp&lt;<>'\"", "q?=&/x", " lead",
+           "trail ", "~tilde", "emoji😀", "nfd/e\u0301", "marker/", ".cdir-tmp-1-ab",
+           "d0/.cdir-tmp-9-zz", *CONTROL]  # fmt: skip
+FILES = 1050 + len(AWKWARD) - 3  # what awkward_tree holds but the marker and the temporaries
+
+
+def _listing(p: S3Provider, path: str = "", recursive: bool = True, **kw: Any) -> list[Any]:
+    return sorted(p.list(path, recursive, **kw), key=lambda st: st.path)
+
+
+def _count_heads(p: S3Provider, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths `p` HEADs from now on (every HEAD goes through `_head_object`)."""
+    heads: list[str] = []
+    head = p._head_object
+
+    def counted(path: str) -> dict[str, Any] | None:
+        heads.append(path)
+        return head(path)
+
+    monkeypatch.setattr(p, "_head_object", counted)
+    return heads
+
+
+@pytest.fixture
+def awkward_tree(s3: S3Provider) -> Iterator[S3Provider]:
+    """1,050 files by cdir (two pages of 1,000; mtime = their number) and AWKWARD by boto3."""
+
+    def put(i: int) -> None:
+        s3.put_stream(stream(b"x" * (i % 3)), f"d{i % 4}/f{i}", None, i)
+
+    def foreign(key: str) -> None:
+        s3.client.put_object(Bucket=s3.bucket, Key=s3.prefix + key, Body=key.encode())
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, range(1050)))
+        list(pool.map(foreign, AWKWARD))
+    yield s3
+    for key in CONTROL:
+        s3.client.delete_object(Bucket=s3.bucket, Key=s3.prefix + key)
+
+
+def test_the_fast_listing_gives_what_boto3_gives(
+    awkward_tree: S3Provider, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = awkward_tree.root
+    fast, slow = make(s3_server, root=root), make(s3_server, root=root, fast_put=False)
+    heads, slow_heads = _count_heads(fast, monkeypatch), _count_heads(slow, monkeypatch)
+    # mtimes=False: sizes and fingerprints only, not one HEAD
+    quick = _listing(fast, mtimes=False)
+    assert fast._client is None  # every page went through the fast path, nothing through boto3
+    assert quick == _listing(slow, mtimes=False)
+    assert heads == slow_heads == []
+    assert sum(st.kind == "file" for st in quick) == FILES
+    names = {"a b/ünï #?.txt", "marker", "cr\rlf\nx", "ctl\x01", "nfd/e\u0301", "q?=&/x"}
+    assert names <= {st.path for st in quick}
+    # one level at a time (CommonPrefixes), in pages of 1,000 or 7
+    small = make(s3_server, root=root, page_size=7)
+    for path in ("", "d0", "a b", "nfd", "marker"):
+        assert _listing(fast, path, False) == _listing(slow, path, False)
+        assert _listing(small, path, False) == _listing(slow, path, False)
+    # mtimes=True: the stored mtimes, a HEAD per file
+    full = _listing(fast)
+    assert full == _listing(slow)
+    assert len(heads) == len(slow_heads) == FILES
+    assert {st.mtime_ns for st in full if st.path.startswith("d1/")} == set(range(1, 1050, 4))
+    assert [(st.path, st.size, st.fingerprint) for st in full] == [
+        (st.path, st.size, st.fingerprint) for st in quick
+    ]
+    # what the process has seen is used without a HEAD
+    assert _listing(fast, mtimes=False) == full and len(heads) == FILES
+    for p in (fast, slow, small):
+        p.close()
+
+
+def test_the_fast_listing_falls_back_to_boto3_page_by_page(
+    s3: S3Provider, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(9):
+        s3.put_stream(stream(b"x"), f"d/f{i}", mtime_ns=i)
+    p = make(s3_server, root=s3.root, page_size=2)
+    assert p._signed is not None
+    # an error status or a dropped connection (None), a body that is no ListBucketResult
+    answers = iter([None, b"not xml", b"<Error><Code>SlowDown</Code></Error>"] * 5)
+    list_objects = p._signed.list_objects
+    monkeypatch.setattr(
+        p._signed, "list_objects", lambda params: next(answers) or list_objects(params)
+    )
+    assert _listing(p) == _listing(s3)
+    assert p._client is not None  # boto3 listed the pages the fast path could not read
     p.close()

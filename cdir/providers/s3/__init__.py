@@ -13,7 +13,9 @@ How the tree maps onto a bucket (the part every object store shares is `cdir.pro
   time and is reported when that metadata is missing. ListObjectsV2 carries no metadata, so a
   listing HEADs each file it has not seen before (in parallel; remembered by ETag and
   Last-Modified, so a daemon listing the same tree again pays only for what changed);
-  `list_mtime=server` skips that and reports upload times.
+  `list_mtime=server` skips that and reports upload times, and so does a listing asked with
+  `mtimes=False` for the files this process has not seen (a sync pass needs only sizes and
+  fingerprints).
 - Plain (single-part) ETags are MD5s and are reported as `md5`. Multipart ETags (`…-N`) are
   only fingerprints: a multipart upload stores the MD5 computed while it streamed in user
   metadata `md5chksum` (rclone's key and encoding, base64 of the digest), and that is reported.
@@ -22,7 +24,8 @@ How the tree maps onto a bucket (the part every object store shares is `cdir.pro
 
 Modules: `provider` (S3Provider), `presets` (S3-compatible services as data), `errors` (the
 error table), `metadata` (mtime and md5chksum formats), `client` (boto3 sessions and config),
-`signed` (the signed urllib3 fast path for small objects).
+`signed` (the signed urllib3 fast path for small objects and listings), `listing`
+(ListObjectsV2 pages: the fast path's XML read with ElementTree, else boto3).
 """
 
 from cdir.providers.s3.errors import ERRORS

@@ -62,9 +62,9 @@ OPTIONS = (
     ),
     OptionSpec(
         "fast_put",
-        "small puts (below multipart_threshold) and reads go as signed requests on a plain "
-        "connection pool instead of through boto3 (half the CPU per object); needs "
-        "endpoint_url, addressing_style path|virtual and access keys",
+        "small puts (below multipart_threshold), reads and listings go as signed requests on "
+        "a plain connection pool instead of through boto3 (half the CPU per object, a sixth "
+        "per listed key); needs endpoint_url, addressing_style path|virtual and access keys",
         "bool",
         default=True,
     ),

@@ -1,6 +1,6 @@
 """`S3Provider`: the object-store primitives (`cdir.providers.objstore`) over boto3, plus
-ranged and parallel reads, mtimes in metadata, server-side copy and the small-object fast
-path. What the tree looks like on the bucket is in the package docstring."""
+ranged and parallel reads, mtimes in metadata, server-side copy and the fast path for small
+objects and listings. What the tree looks like on the bucket is in the package docstring."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from cdir.providers.common import META_MTIME, MiB, bare_etag, datetime_ns
 from cdir.providers.objstore import ObjectStore, Page, PrependedStream
 from cdir.providers.s3.client import new_client, server_copy
 from cdir.providers.s3.errors import BUSY_CODES, ERRORS, code, not_found, precondition_failed
+from cdir.providers.s3.listing import list_pages
 from cdir.providers.s3.metadata import (
     META_MD5,
     PLAIN_MD5,
@@ -100,6 +101,7 @@ class S3Provider(ObjectStore):
                 self.addressing_style,
                 self.secrets,
                 c["max_connections"],
+                urllib3.Timeout(connect=c["connect_timeout"], read=c["read_timeout"]),
             )
             if c["fast_put"]
             and self.endpoint_url
@@ -186,20 +188,9 @@ class S3Provider(ObjectStore):
 
     # --- the object-store primitives --------------------------------------------------------
     def _pages(self, prefix: str, delimiter: bool, limit: int | None = None) -> Iterator[Page]:
-        kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
-        kw["MaxKeys"] = limit or self.page_size
-        if delimiter:
-            kw["Delimiter"] = "/"
-        while True:
-            r = self.client.list_objects_v2(**kw)
-            yield Page(
-                [(obj["Key"], obj) for obj in r.get("Contents") or ()],
-                [cp["Prefix"] for cp in r.get("CommonPrefixes") or ()],
-            )
-            token = r.get("NextContinuationToken")
-            if not r.get("IsTruncated") or not token:
-                return
-            kw["ContinuationToken"] = token
+        # the signed fast path where there is one, page by page boto3 where it falls back
+        size = limit or self.page_size
+        return list_pages(self._signed, lambda: self.client, self.bucket, prefix, delimiter, size)
 
     def _listed_stat(self, path: str, record: Any) -> RemoteStat:
         etag = bare_etag(record.get("ETag"))
@@ -319,41 +310,51 @@ class S3Provider(ObjectStore):
         return self._file_stat(path, size, etag, mtime, {**head, "Metadata": meta})
 
     def _finish_page(
-        self, dirs: Sequence[RemoteStat], files: Sequence[RemoteStat], recursive: bool
+        self,
+        dirs: Sequence[RemoteStat],
+        files: Sequence[RemoteStat],
+        recursive: bool,
+        mtimes: bool = True,
     ) -> Iterable[RemoteStat]:
         if self.verify_dirs and not recursive and dirs:
             keep = self._executor().map(lambda st: self._is_dir(st.path), dirs)
             dirs = [st for st, ok in zip(dirs, keep, strict=True) if ok]
-        return [*dirs, *self._with_metadata(files)]
+        return [*dirs, *self._with_metadata(files, mtimes)]
 
-    def _with_metadata(self, files: Sequence[RemoteStat]) -> Iterable[RemoteStat]:
+    def _with_metadata(
+        self, files: Sequence[RemoteStat], mtimes: bool = True
+    ) -> Iterable[RemoteStat]:
         """Replace listed Last-Modified times by the stored mtimes, and add the stored MD5 of
-        multipart objects: HEADs run in parallel."""
+        multipart objects: HEADs run in parallel. With `mtimes=False` no HEAD is made: only
+        what this process has seen is used, the other files keep their listed record."""
         if self.list_mtime != "metadata" or not files:
             return files
+        if not mtimes:
+            return [self._stored_metadata(s, head=False) for s in files]
+        return self._executor().map(self._stored_metadata, files)
 
-        def one(s: RemoteStat) -> RemoteStat:
-            # ETag + Last-Modified change whenever the object or its metadata does, so an
-            # object seen before needs no second HEAD (a daemon lists the same tree again
-            # and again)
-            seen = self._mtimes.get(s.path)
-            if seen is not None and seen[:2] == (s.fingerprint, s.mtime_ns):
-                mtime, md5 = seen[2:]
-            else:
-                head = self._head(s.path)
-                if head is None:
-                    return s  # deleted meanwhile: keep what the listing said
-                meta = head.get("Metadata") or {}
-                mtime, md5 = parse_mtime(meta.get(META_MTIME)), parse_md5(meta)
-                if len(self._mtimes) >= _MTIME_CACHE:
-                    self._mtimes.clear()
-                self._mtimes[s.path] = (s.fingerprint, s.mtime_ns, mtime, md5)
-            hashes = s.hashes if s.hashes or not md5 else {"md5": md5}
-            if mtime is None:
-                mtime = s.mtime_ns  # no stored mtime: the upload time is all there is
-            return RemoteStat(s.path, "file", s.size, mtime, s.fingerprint, hashes)
-
-        return self._executor().map(one, files)
+    def _stored_metadata(self, s: RemoteStat, head: bool = True) -> RemoteStat:
+        """A listed file with its stored mtime and MD5: remembered, else HEADed (`head`)."""
+        # ETag + Last-Modified change whenever the object or its metadata does, so an object
+        # seen before needs no second HEAD (a daemon lists the same tree again and again)
+        seen = self._mtimes.get(s.path)
+        if seen is not None and seen[:2] == (s.fingerprint, s.mtime_ns):
+            mtime, md5 = seen[2:]
+        elif not head:
+            return s
+        else:
+            record = self._head(s.path)
+            if record is None:
+                return s  # deleted meanwhile: keep what the listing said
+            meta = record.get("Metadata") or {}
+            mtime, md5 = parse_mtime(meta.get(META_MTIME)), parse_md5(meta)
+            if len(self._mtimes) >= _MTIME_CACHE:
+                self._mtimes.clear()
+            self._mtimes[s.path] = (s.fingerprint, s.mtime_ns, mtime, md5)
+        hashes = s.hashes if s.hashes or not md5 else {"md5": md5}
+        if mtime is None:
+            mtime = s.mtime_ns  # no stored mtime: the upload time is all there is
+        return RemoteStat(s.path, "file", s.size, mtime, s.fingerprint, hashes)
 
     # --- reading ----------------------------------------------------------------------------
     def read_chunks(self, path: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
