@@ -273,13 +273,13 @@ def test_reads_use_the_preference_inherited_from_an_ancestor(
     src = make_tree(tmp_path / "src", {"a/b/f.txt": "original"})
     vdir.put([f"{src}/a/"], "/d", recursive=True, progress=False)
     served: list[str] = []  # which provider each read came from (the bytes are the same)
-    real = LocalProvider.get_file
+    real = LocalProvider.read_chunks  # reads of a version with a hash stream through it
 
-    def spy(self, path, local):  # type: ignore[no-untyped-def]
+    def spy(self, path, start=0, end=None):  # type: ignore[no-untyped-def]
         served.append(self.name)
-        return real(self, path, local)
+        return real(self, path, start, end)
 
-    monkeypatch.setattr(LocalProvider, "get_file", spy)
+    monkeypatch.setattr(LocalProvider, "read_chunks", spy)
     for pref in ("archive", "laptop"):
         vdir.prefer("/d", pref)  # set on an ancestor two levels up
         out = tmp_path / f"out-{pref}.txt"

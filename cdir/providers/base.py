@@ -8,9 +8,15 @@ declared in `Capabilities` so callers ask "can you?" instead of special-casing a
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
+import re
+import socket
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +28,9 @@ from cdir.providers.options import OptionSpec, parse_options
 CHUNK = 1024 * 1024
 # Name prefix of uploads in flight (renamed into place when complete); listings skip it.
 TMP_PREFIX = ".cdir-tmp-"
+# A temporary this old is orphaned whoever wrote it: no upload takes a day between writes.
+ORPHAN_AGE_S = 86400
+_HOST_TAG = re.compile(r"[0-9a-f]{8}")
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,9 @@ class Capabilities:
     server_side_move: bool = False
     max_name_bytes: int = 255
     max_parallel: int = 0  # transfers at once that still help; 0 = as many as asked
+    # writes go through TMP_PREFIX names that a killed writer leaves behind, which
+    # `reap_temporaries` removes (object stores' uploads in flight are not files)
+    temporaries: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,7 +151,9 @@ class Provider(ABC):
         The stream may be unseekable and give short reads. `size`, when given, is the exact
         length: a stream that gives more or fewer bytes is an error. Readers never see a
         half-written file, and a failed write leaves any previous version in place.
-        Returns the stat of what was written (the same size and fingerprint `stat` then gives)."""
+        Returns the stat of what was written (the same size and fingerprint `stat` then gives),
+        with the md5 of the bytes in `hashes` (hashed while they streamed, or the server's), so
+        every version has a content hash."""
 
     def put_file(self, local: Path, path: str, mtime_ns: int | None = None) -> RemoteStat:
         with open(local, "rb") as f:
@@ -169,10 +183,12 @@ class Provider(ABC):
         next(iter(self.list("")), None)
 
     def reap_temporaries(self, folders: Iterable[str]) -> int:
-        """Remove the uploads in flight left in `folders` by a writer that was killed
-        (`orphaned`); returns how many. Called after writes and by `scan`; providers whose
-        temporaries expire on their own (object stores' uncommitted uploads) keep this
-        no-op."""
+        """Remove the uploads in flight left in `folders` (one level each) by a writer that
+        was killed (`orphaned`); returns how many. A folder that is gone or unreadable is
+        skipped, and no error escapes: this tidies up after a write that succeeded. Called
+        after writes and by `scan`. Providers with `capabilities.temporaries` implement it
+        (with `reap`); those whose uploads in flight expire on their own (object stores'
+        uncommitted uploads) keep this no-op."""
         return 0
 
     def create_root(self) -> None:  # noqa: B027 - optional hook; most roots exist already
@@ -212,28 +228,80 @@ def atomic_write(dst: Path, mtime_ns: int | None = None) -> Iterator[tuple[int, 
         raise
 
 
-def temp_name() -> str:
-    """A name for an upload in flight: TMP_PREFIX, this process's id (so a later command can
-    tell one whose writer was killed, see `orphaned`), and a random part."""
-    return f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
+@functools.cache
+def host_tag() -> str:
+    """8 hex digits naming this machine in temporaries: a process id means something only on
+    the machine that runs it, and SFTP, WebDAV and shared folders are written from many."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def temp_name(pid: int | None = None, host: str | None = None) -> str:
+    """A name for an upload in flight, `.cdir-tmp-<pid>-<host>-<random>`: the writer's
+    process id and host tag (this process's unless given; tests give others), so a later
+    command can tell one whose writer was killed (`orphaned`), and a random part."""
+    writer = os.getpid() if pid is None else pid
+    return f"{TMP_PREFIX}{writer}-{host or host_tag()}-{os.urandom(6).hex()}"
+
+
+def _writer(name: str) -> tuple[int | None, str | None]:
+    """(pid, host tag) of the temporary `name`; None where it has none. Names made before
+    host tags (`<pid>-<random>`) give no host; older ones (`<random>`) no pid either."""
+    parts = name.removeprefix(TMP_PREFIX).split("-")
+    if not parts[0].isdigit():
+        return None, None
+    host = parts[1] if len(parts) == 3 and _HOST_TAG.fullmatch(parts[1]) else None
+    return int(parts[0]), host
 
 
 def orphaned(name: str, age_s: float) -> bool:
-    """Whether the temporary `name` (`age_s` seconds old) was left by a writer that is gone:
-    its process no longer runs on this machine, or (no process id in the name, or written
-    from elsewhere) it is over a day old."""
-    pid = name.removeprefix(TMP_PREFIX).split("-", 1)[0]
-    if age_s > 86400:
-        return True
-    if not pid.isdigit():
-        return False
+    """Whether the temporary `name` (`age_s` seconds old) was left by a writer that is gone.
+    Written on this machine (its host tag, or no tag: the format before tags): its process
+    no longer runs. A live process keeps it whatever its age, since writers set the file's
+    own mtime before the rename. Written elsewhere, or with no process id: over a day old."""
+    pid, host = _writer(name)
+    if pid is None or host not in (None, host_tag()):
+        return age_s > ORPHAN_AGE_S
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except OSError:
-        return False
+    except (OSError, OverflowError):
+        return False  # another user's process (EPERM), or a number no pid can be
     return False
+
+
+def reap(
+    folders: Iterable[str],
+    temporaries: Callable[[str], Iterable[tuple[str, float | None]]],
+    remove: Callable[[str, str], object],
+    workers: int = 1,
+) -> int:
+    """`Provider.reap_temporaries` over two primitives: `temporaries(folder)` gives the
+    (name, mtime in seconds or None) of each TMP_PREFIX entry in one folder, `remove(folder,
+    name)` deletes one. Up to `workers` folders are listed at once (a round trip each on a
+    remote provider, after every put). Returns how many went; errors are swallowed (best
+    effort: a provider that fails here fails the next real operation, with its message)."""
+    now, gone = time.time(), 0
+
+    def listed(folder: str) -> list[tuple[str, float | None]]:
+        try:
+            return list(temporaries(folder))
+        except Exception:
+            return []  # gone or unreadable: nothing of ours to reap there
+
+    folders = list(folders)
+    with ThreadPoolExecutor(max(1, min(workers, len(folders)))) as pool:
+        for folder, found in zip(folders, pool.map(listed, folders), strict=True):
+            for name, mtime in found:
+                age = 0.0 if mtime is None else now - mtime  # unknown: the pid alone decides
+                if not name.startswith(TMP_PREFIX) or not orphaned(name, age):
+                    continue
+                try:
+                    remove(folder, name)
+                except Exception:
+                    continue  # already gone (another reaper), or not ours to delete
+                gone += 1
+    return gone
 
 
 def create_temp(directory: Path) -> tuple[int, Path]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
+import hashlib
 import os
 import shutil
 import stat as statmod
-import time
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -35,7 +36,7 @@ from cdir.providers.base import (
     RemoteStat,
     atomic_write,
     create_temp,
-    orphaned,
+    reap,
 )
 from cdir.providers.common import check_size
 from cdir.providers.options import OptionSpec
@@ -52,6 +53,7 @@ ERRORS: list[ErrorRule] = [
 # One directory's entries, each with a (dev, ino) key when it is a directory. An alias, as
 # `list` inside the class body names the method.
 _Page = list[tuple[RemoteStat, tuple[int, int] | None]]
+_Temps = list[tuple[str, float | None]]  # (name, mtime in seconds) of uploads in flight
 
 # Characters Windows reads as drive or separator: a path holding them could leave the root.
 _UNSAFE = ("\0", ":", "\\") if os.name == "nt" else ("\0",)
@@ -68,6 +70,7 @@ class LocalProvider(Provider):
         # measured: from Python, several threads copying small files contend for the GIL and
         # are slower than one; a network mount may want more (option max_parallel)
         max_parallel=1,
+        temporaries=True,
     )
     options = (
         OptionSpec("root", "directory that holds the files", required=True),
@@ -100,14 +103,17 @@ class LocalProvider(Provider):
         return self.base / path
 
     @staticmethod
-    def _stat(rel: str, st: os.stat_result, ino: int | None = None) -> RemoteStat:
+    def _stat(
+        rel: str, st: os.stat_result, ino: int | None = None, md5: str | None = None
+    ) -> RemoteStat:
+        """`md5`: of the bytes just written (a write hashes them on the way)."""
         if statmod.S_ISDIR(st.st_mode):
             return RemoteStat(rel, "dir", 0, st.st_mtime_ns, "")
         # size:mtime alone misses a same-size rewrite within one tick of the kernel's coarse
         # clock, or one that keeps the mtime. An atomic write makes a new inode and any change
         # sets ctime, so ino+ctime catch those (a chmod also changes ctime: a harmless re-check).
         fp = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{ino or st.st_ino}"
-        return RemoteStat(rel, "file", st.st_size, st.st_mtime_ns, fp)
+        return RemoteStat(rel, "file", st.st_size, st.st_mtime_ns, fp, {"md5": md5} if md5 else {})
 
     def list(self, path: str = "", recursive: bool = False) -> Iterator[RemoteStat]:
         what = self._what(path)
@@ -235,19 +241,25 @@ class LocalProvider(Provider):
             if dst.is_dir():
                 raise IsADirectory(f"{what}: is a directory")
             with self._replacing(dst, mtime_ns) as fd:
-                with os.fdopen(fd, "wb", closefd=False) as out:
-                    written = _copy(stream, out)
+                md5, written = _copy_hashed(_stream_reader(stream), fd)
                 check_size(what, size, written)  # the source changed: the old file stays
-            return self._stat(path, os.stat(dst))
+            return self._stat(path, os.stat(dst), md5=md5)
 
     def put_file(self, local: Path, path: str, mtime_ns: int | None = None) -> RemoteStat:
+        """Copied through Python so it is hashed on the way (`_copy_hashed`); it was a
+        kernel copy (sendfile) that hashed nothing. Measured on the 2-core test machine,
+        the provider alone, medians, before → now: 5,000 files of 4 KiB 79 → 92 µs a file
+        on ext4 (52 → 63 µs on tmpfs; MD5 itself is 6 µs of that); one 256 MiB file 0.06 →
+        0.5-0.7 s on ext4 (not yet written back) and 0.11 → 0.38 s on tmpfs, where MD5 alone
+        takes 0.35 s (~725 MiB/s) and the copy hides behind it (0.50 s without the helper
+        thread of `_pipelined`). put_stream of that file: 0.13 → 0.39 s on tmpfs."""
         with translated(ERRORS, self._what(path)):
             dst = self._p(path)
             if dst.is_dir():
                 raise IsADirectory(f"{self._what(path)}: is a directory")
             with self._replacing(dst, mtime_ns) as fd, open(local, "rb", buffering=0) as src:
-                _send(src.fileno(), fd)
-            return self._stat(path, os.stat(dst))
+                md5, _ = _copy_hashed(_file_reader(src.fileno()), fd)
+            return self._stat(path, os.stat(dst), md5=md5)
 
     def delete(self, path: str) -> None:
         with translated(ERRORS, self._what(path)):
@@ -288,20 +300,20 @@ class LocalProvider(Provider):
             return self.stat(dst)
 
     def reap_temporaries(self, folders: Iterable[str]) -> int:
-        now, gone = time.time(), 0
-        for folder in folders:
-            try:
-                entries = list(os.scandir(self._p(folder)))
-            except OSError:
-                continue  # gone or unreadable: nothing of ours to reap there
-            for de in entries:
-                if not de.name.startswith(TMP_PREFIX):
-                    continue
-                with contextlib.suppress(OSError):
-                    if orphaned(de.name, now - de.stat(follow_symlinks=False).st_mtime):
-                        os.unlink(de.path)
-                        gone += 1
-        return gone
+        return reap(
+            folders, self._temporaries, lambda folder, name: os.unlink(self._p(folder) / name)
+        )
+
+    def _temporaries(self, folder: str) -> _Temps:
+        found: _Temps = []
+        with os.scandir(self._p(folder)) as it:
+            for de in it:
+                if de.name.startswith(TMP_PREFIX):
+                    try:
+                        found.append((de.name, de.stat(follow_symlinks=False).st_mtime))
+                    except FileNotFoundError:
+                        continue  # renamed into place meanwhile
+        return found
 
     def create_root(self) -> None:
         with translated(ERRORS, self._what("")):
@@ -315,13 +327,68 @@ class LocalProvider(Provider):
                 raise AuthError(f"{self.name}: root {self.base} is not writable")
 
 
-def _copy(stream: BinaryIO, out: BinaryIO) -> int:
-    """Copy to EOF and count, accepting the short reads of raw (socket, pipe) streams."""
-    n = 0
-    while chunk := stream.read(CHUNK):
-        out.write(chunk)
-        n += len(chunk)
-    return n
+# A source that has given this much goes on in `_pipelined` (a thread is worth it there).
+PIPELINE_AFTER = 4 * CHUNK
+# A chunk of a source: read(i) gives the next bytes (in this thread's buffer i, 0 or 1, for
+# a file; a fresh bytes object for a stream), empty at the end.
+_Read = Callable[[int], memoryview | bytes]
+_buffers = threading.local()  # copy buffers per thread, reused: no allocation per file
+
+
+def _buffer(i: int) -> bytearray:
+    bufs = getattr(_buffers, "bufs", None)
+    if bufs is None:
+        bufs = _buffers.bufs = (bytearray(CHUNK), bytearray(CHUNK))
+    return bufs[i]
+
+
+def _file_reader(src: int) -> _Read:
+    return lambda i: memoryview(_buffer(i))[: os.readv(src, [_buffer(i)])]
+
+
+def _stream_reader(stream: BinaryIO) -> _Read:
+    # to EOF, accepting the short reads of raw (socket, pipe) streams
+    return lambda _: stream.read(CHUNK) or b""
+
+
+def _write_all(fd: int, data: memoryview | bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _copy_hashed(read: _Read, dst: int) -> tuple[str, int]:
+    """Copy the source to `dst`; the MD5 of the bytes, hashed while they pass through memory
+    (one pass), and their count. A big source goes on in `_pipelined`. What it costs:
+    `LocalProvider.put_file`."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    total = 0
+    while part := read(0):
+        if total >= PIPELINE_AFTER:
+            return _pipelined(read, dst, md5, part, total)
+        md5.update(part)
+        _write_all(dst, part)
+        total += len(part)
+    return md5.hexdigest(), total
+
+
+def _pipelined(
+    read: _Read, dst: int, md5: hashlib._Hash, part: memoryview | bytes, total: int
+) -> tuple[str, int]:
+    """The rest of a big source: a helper thread hashes one chunk while this thread writes
+    it and reads the next into the other buffer (hashlib lets go of the GIL), so the copy
+    hides behind MD5, the slower of the two (~720 MiB/s here)."""
+    i = 0
+    with ThreadPoolExecutor(1, thread_name_prefix="cdir-md5") as hasher:
+        while part:
+            hashing = hasher.submit(md5.update, part)
+            _write_all(dst, part)
+            total += len(part)
+            i ^= 1  # the other buffer: its hash was waited for in the last round
+            nxt = read(i)
+            hashing.result()
+            part = nxt
+    return md5.hexdigest(), total
 
 
 def _atomic_copy(src: Path, dst: Path, mtime_ns: int | None = None) -> None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import pytest
 
-from cdir.errors import InvalidPath
+from cdir.errors import CdirError, InvalidPath
 from cdir.providers.local import LocalProvider
-from cdir.providers.testing import ProviderSuite, kinds, stream
+from cdir.providers.testing import ChunkStream, ProviderSuite, kinds, stream
+from cdir.providers.testing.data import MiB, StreamBroke
 
 
 class TestLocal(ProviderSuite):
@@ -91,3 +94,20 @@ def test_a_vanished_root_is_a_fault_never_recreated(tmp_path: Path) -> None:
     with pytest.raises(Unavailable):
         p.put_file(src, "b/c.txt")
     assert not root.exists()
+
+
+@pytest.mark.parametrize("size", [0, 4096, 9 * MiB + 5])  # the last one is pipelined
+def test_writes_hash_what_they_write(local: LocalProvider, tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    md5 = hashlib.md5(data).hexdigest()
+    assert local.put_file(src, "f").hashes == {"md5": md5}
+    whole_chunks = cast(BinaryIO, ChunkStream(data[i : i + MiB] for i in range(0, size, MiB)))
+    assert local.put_stream(whole_chunks, "s").hashes == {"md5": md5}
+    assert (tmp_path / "f").read_bytes() == data == (tmp_path / "s").read_bytes()
+    if size > MiB:  # a big source that breaks at its end leaves the old version, no temporary
+        with pytest.raises((StreamBroke, CdirError), match="broke"):
+            local.put_stream(stream(os.urandom(size), fail=True), "f")
+        assert (tmp_path / "f").read_bytes() == data
+        assert sorted(os.listdir(tmp_path)) == ["f", "s", "src"]

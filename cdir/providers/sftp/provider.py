@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import posixpath
-import secrets
 import threading
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ from cdir.errors import (
     UsageError,
     translated,
 )
-from cdir.providers.base import TMP_PREFIX, Capabilities, Provider, RemoteStat
+from cdir.providers.base import Capabilities, Provider, RemoteStat, reap, temp_name
 from cdir.providers.options import OptionSpec
 from cdir.providers.sftp import transfer, tree
 from cdir.providers.sftp.connection import Conn, Login, connect, load_key
@@ -59,6 +58,7 @@ class SFTPProvider(Provider):
         server_side_copy=False,
         server_side_move=True,  # posix-rename@openssh.com
         max_name_bytes=255,
+        temporaries=True,  # uploads go to a hidden name, then are renamed
     )
     options = (
         OptionSpec(
@@ -166,12 +166,13 @@ class SFTPProvider(Provider):
         return f"/{path}" if self._root == "/" else f"{self._root}/{path}"
 
     @staticmethod
-    def _stat(rel: str, a: asyncssh.SFTPAttrs) -> RemoteStat:
+    def _stat(rel: str, a: asyncssh.SFTPAttrs, md5: str | None = None) -> RemoteStat:
+        """`md5`: of the bytes just written (an upload hashes them on the way)."""
         mtime = None if a.mtime is None else int(a.mtime) * 1_000_000_000
         if tree.is_dir(a):
             return RemoteStat(rel, "dir", 0, mtime, "")
         size = int(a.size or 0)
-        return RemoteStat(rel, "file", size, mtime, f"{size}:{mtime}")
+        return RemoteStat(rel, "file", size, mtime, f"{size}:{mtime}", {"md5": md5} if md5 else {})
 
     # --- reading --------------------------------------------------------------------------------
     def _list_dir(self, rel: str, top: bool) -> Listing | None:
@@ -241,13 +242,13 @@ class SFTPProvider(Provider):
         self, stream: BinaryIO, path: str, size: int | None = None, mtime_ns: int | None = None
     ) -> RemoteStat:
         full = self._full(path)
-        tmp = posixpath.join(posixpath.dirname(full), f"{TMP_PREFIX}{secrets.token_hex(8)}")
+        tmp = posixpath.join(posixpath.dirname(full), temp_name())
         with self._conn(path) as c:
-            a = transfer.put(
+            a, md5 = transfer.put(
                 c, stream, full, tmp, self._what(path), size, mtime_ns,
                 self._what(posixpath.dirname(path)),
             )  # fmt: skip
-        return self._stat(path, a)
+        return self._stat(path, a, md5)
 
     def delete(self, path: str) -> None:
         full, what = self._full(path), self._what(path)
@@ -317,6 +318,25 @@ class SFTPProvider(Provider):
             return await c.sftp.stat(fd)
 
         return self._stat(dst, self._run(src, work))
+
+    def reap_temporaries(self, folders: Iterable[str]) -> int:
+        # All folders are listed at once on one connection (vdir calls this after every
+        # put). Measured behind a proxy adding a 50 ms round trip, 100 folders: one by one
+        # 25-27 s (about five round trips each), 8 threads 3.4-4.7 s, at once 0.7-0.8 s.
+        folders = list(folders)
+        if not folders:
+            return 0
+        fulls = [self._full(f) for f in folders]
+        try:
+            found = self._run("", lambda c: tree.temporaries_in(c, fulls), paced=True)
+        except Exception:
+            return 0  # best effort (see `reap`): the next real operation says what is wrong
+        listed = dict(zip(folders, found, strict=True))
+        return reap(folders, listed.__getitem__, self._remove_temporary)
+
+    def _remove_temporary(self, folder: str, name: str) -> None:
+        path = f"{folder}/{name}" if folder else name
+        self._run(path, lambda c: c.sftp.remove(self._full(path)))
 
     def pin(self, *, renew: bool = False) -> dict[str, Any]:
         """At registration with no `host_key` given, or to renew it: trust the key the server

@@ -6,7 +6,7 @@ The caller's thread reads the source stream (it may block, or be slow) and hands
 the size the server accepts and sends them at once. So a big file streams with up to
 AHEAD x STEP bytes in flight, and a small one costs three round trips: OPEN; WRITE + FSETSTAT
 + FSTAT + CLOSE; RENAME of the hidden temporary onto the name. A read costs two: OPEN + STAT;
-the READs (the CLOSE is not waited for).
+the READs (the CLOSE is not waited for). An upload hashes its bytes (MD5) as they pass.
 
 Requests that depend on each other's order (the writes, then the times, the stat and the close
 of one handle) are started as tasks in that order: asyncio runs new tasks first come first
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import posixpath
 from collections import deque
 from collections.abc import Iterator
@@ -116,22 +117,27 @@ def put(
     size: int | None,
     mtime_ns: int | None,
     parent_what: str,
-) -> asyncssh.SFTPAttrs:
+) -> tuple[asyncssh.SFTPAttrs, str]:
     """Write `stream` to `tmp` and rename it onto `full` (`what` and `parent_what` name them
-    in errors); any failure removes `tmp`."""
+    in errors); any failure removes `tmp`. Returns the attributes and the MD5 of the bytes,
+    hashed in the caller's thread while the loop sends the step before (hashlib lets go of
+    the GIL), so a second pass is never needed."""
     f = c.run(_create(c, tmp, parent_what))
     inflight: deque[concurrent.futures.Future[None]] = deque()
+    md5 = hashlib.md5(usedforsecurity=False)
     try:
         offset = 0
         while len(buf := read_upto(stream, STEP)) == STEP:
             inflight.append(c.start(_write(c, f, buf, offset)))
+            md5.update(buf)
             offset += STEP
             if len(inflight) >= AHEAD:
                 c.wait(inflight.popleft())
         check_size(what, size, offset + len(buf))  # the temporary file goes
+        md5.update(buf)
         while inflight:
             c.wait(inflight.popleft())
-        return c.run(_commit(c, f, buf, offset, mtime_ns, tmp, full, what))
+        return c.run(_commit(c, f, buf, offset, mtime_ns, tmp, full, what)), md5.hexdigest()
     except BaseException:
         for future in inflight:
             future.cancel()

@@ -22,7 +22,9 @@ Missing = asyncssh.SFTPNoSuchFile
 # an entry of a listing: its path relative to the root, its attributes (what a link points
 # to, for links), and for a directory reached through a link the real path it leads to
 Listed = tuple[str, asyncssh.SFTPAttrs, str | None]
+Temporaries = list[tuple[str, float | None]]  # (name, mtime in seconds) of uploads in flight
 _REMOVE_AHEAD = 64  # removals in flight while a directory is emptied
+_LIST_AHEAD = 64  # directories open at once while temporaries are looked for
 
 
 @asynccontextmanager
@@ -181,6 +183,32 @@ async def _follow(
             out.append((child, a, str(await real) if is_dir(a) else None))
     finally:
         await settle(*(f for pair in asked for f in pair))
+
+
+async def temporaries(c: Conn, full: str) -> Temporaries:
+    """(name, mtime in seconds) of the uploads in flight (TMP_PREFIX names) in `full`, which
+    listings leave out."""
+    found: Temporaries = []
+    async with paced(c) as answered:
+        async for e in c.sftp.scandir(full):  # lstat attributes
+            answered()
+            name = str(e.filename)
+            if name.startswith(TMP_PREFIX):
+                found.append((name, None if e.attrs.mtime is None else float(e.attrs.mtime)))
+    return found
+
+
+async def temporaries_in(c: Conn, fulls: list[str]) -> list[Temporaries]:
+    """`temporaries` of each directory, listed at once (a handful of round trips for all of
+    them, not for each); [] for one that is gone or unreadable."""
+    ahead = asyncio.Semaphore(_LIST_AHEAD)
+
+    async def one(full: str) -> Temporaries:
+        async with ahead:
+            return await temporaries(c, full)
+
+    found = await asyncio.gather(*(one(f) for f in fulls), return_exceptions=True)
+    return [[] if isinstance(got, BaseException) else got for got in found]
 
 
 async def contents(c: Conn, full: str) -> tuple[list[str], list[str]]:

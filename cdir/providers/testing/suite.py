@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import pytest
 
 from cdir.errors import CdirError, NotADirectory, NotFound, Unsupported
-from cdir.providers.base import CHUNK, TMP_PREFIX, Provider, RemoteStat
+from cdir.providers.base import CHUNK, TMP_PREFIX, Provider, RemoteStat, host_tag, temp_name
 from cdir.providers.testing.data import (
     AWKWARD_NAMES,
     HASH_FUNCTIONS,
@@ -48,6 +48,18 @@ def require(provider: Provider, flag: str, want: Any = True) -> None:
         if want:
             pytest.skip(f"provider lacks capabilities.{flag} (it is {have!r})")
         pytest.skip(f"only for providers without capabilities.{flag} (it is {have!r})")
+
+
+def dead_pid() -> int:
+    """A process id that no process on this machine has now."""
+    for pid in range(2**22 - 1, 1, -1):  # above most pid_max settings: no such process
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except OSError:
+            continue  # another user's process
+    raise RuntimeError("no free process id found")
 
 
 class ProviderSuite:
@@ -228,6 +240,28 @@ class ProviderSuite:
         provider.delete_tree(f"{base}/tmp")
         assert not provider.exists(leftover)
 
+    def test_reap_temporaries(self, provider: Provider, base: str) -> None:
+        require(provider, "temporaries")
+        folder = f"{base}/tmp"
+        elsewhere = f"{int(host_tag(), 16) ^ 1:08x}"  # another machine's tag
+        dead, live = temp_name(pid=dead_pid()), temp_name()
+        # another machine's process ids mean nothing here: its temporary waits out a day
+        remote = temp_name(pid=dead_pid(), host=elsewhere)
+        for name in (dead, live, remote):
+            provider.put_stream(stream(b"partial"), f"{folder}/{name}")
+        self.put(provider, f"{folder}/real", b"real")
+        # a folder that is gone, or a file, is skipped without an error
+        assert provider.reap_temporaries([f"{base}/gone", folder, f"{folder}/real"]) == 1
+        assert not provider.exists(f"{folder}/{dead}")
+        assert provider.exists(f"{folder}/{live}") and provider.exists(f"{folder}/{remote}")
+        assert provider.read_bytes(f"{folder}/real") == b"real"
+        if provider.capabilities.set_mtime:  # another machine's, over a day old: orphaned
+            stale = f"{folder}/{temp_name(pid=os.getpid(), host=elsewhere)}"
+            provider.put_stream(stream(b"partial"), stale, mtime_ns=MTIME_B)
+            assert provider.reap_temporaries([folder]) == 1
+            assert not provider.exists(stale) and provider.exists(f"{folder}/{remote}")
+        assert kinds(provider, folder) == {f"{folder}/real": "file"}
+
     # --- stat ---------------------------------------------------------------------------
     def test_stat_file(self, provider: Provider, base: str) -> None:
         path = f"{base}/dir/file.txt"
@@ -314,6 +348,18 @@ class ProviderSuite:
         self.put(provider, f"{base}/unknown", data, known_size=False)
         assert provider.read_bytes(f"{base}/unknown") == data
 
+    def test_writes_report_md5(self, provider: Provider, base: str, tmp_path: Path) -> None:
+        # every version gets a content hash: hashed as the bytes stream, or the server's
+        for i, data in enumerate((b"", b"hello", os.urandom(MiB + 17))):
+            md5 = hashlib.md5(data).hexdigest()
+            for known_size in (True, False):
+                got = self.put(provider, f"{base}/s{i}-{known_size}", data, known_size=known_size)
+                assert got.hashes.get("md5") == md5, f"put_stream of {len(data)} bytes"
+            src = tmp_path / f"src{i}"
+            src.write_bytes(data)
+            got = provider.put_file(src, f"{base}/f{i}")
+            assert got.hashes.get("md5") == md5, f"put_file of {len(data)} bytes"
+
     def test_put_creates_parents(self, provider: Provider, base: str) -> None:
         self.put(provider, f"{base}/x/y/z/f.txt", b"deep")
         assert kinds(provider, f"{base}/x/y") == {f"{base}/x/y/z": "dir"}
@@ -388,6 +434,7 @@ class ProviderSuite:
         got = provider.put_file(src, path)
         st = provider.stat(path)
         assert (got.size, got.fingerprint) == (len(data), st.fingerprint)
+        assert got.hashes.get("md5") == hashlib.md5(data).hexdigest()
         self.check_hashes(provider, st, data)
         provider.get_file(path, back)
         assert first_difference(back.read_bytes(), data) is None
@@ -397,7 +444,8 @@ class ProviderSuite:
     def test_large_file_unknown_size(self, provider: Provider, base: str) -> None:
         data = os.urandom(self.large_file_size)
         path = f"{base}/large-stream.bin"
-        self.put(provider, path, data, known_size=False)
+        got = self.put(provider, path, data, known_size=False)
+        assert got.hashes.get("md5") == hashlib.md5(data).hexdigest()
         digest = hashlib.sha256()
         for chunk in provider.read_chunks(path):
             digest.update(chunk)

@@ -13,8 +13,11 @@ How the tree maps onto the server:
   (`href_path`), so names with spaces, `#`, `%`, `?`, `:` or any Unicode round-trip.
 - Listing walks collections one PROPFIND Depth 1 at a time (many servers refuse Depth
   infinity); each answer is parsed while it streams in.
-- Writes are atomic for readers: PUT to a temporary name (`TMP_PREFIX…`) in the same collection,
-  then MOVE onto the final name. A MOVE never replaces a directory (it would delete the tree).
+- Writes are atomic for readers: PUT to a temporary name (`temp_name()`: `TMP_PREFIX`, pid,
+  host tag) in the same collection, then MOVE onto the final name. A MOVE never replaces a
+  directory (it would delete the tree). Temporaries a killed writer left are removed by
+  `reap_temporaries`. The body is hashed (MD5) as it is sent, and the stat a write returns
+  carries that hash.
   Parents are made with one MKCOL per collection per process (a cache of known collections,
   corrected when the server says a parent is gone). Some servers lose `?`, `;` or `#` from a
   MOVE/COPY Destination (wsgidav 4.4); this is probed once, and names with them are then

@@ -4,7 +4,8 @@ the tree maps onto the server). Paths become keys here; `DAVSession` sends the r
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from typing import BinaryIO, cast
 
@@ -19,7 +20,7 @@ from cdir.errors import (
     UsageError,
     translated,
 )
-from cdir.providers.base import CHUNK, TMP_PREFIX, Capabilities, Provider, RemoteStat
+from cdir.providers.base import CHUNK, TMP_PREFIX, Capabilities, Provider, RemoteStat, reap
 from cdir.providers.common import ChunkReader, PrependedStream, check_size, read_upto
 from cdir.providers.webdav.errors import ERRORS, DAVStatus
 from cdir.providers.webdav.session import DAVSession
@@ -45,6 +46,7 @@ class WebDAVProvider(Provider):
         # MOVE: one request, done by the server (on a server that mangles `?;#` in the
         # Destination, a file moved to such a name goes through cdir: copy, then delete)
         server_side_move=True,
+        temporaries=True,  # uploads go to a hidden name, then are moved into place
     )
     options = OPTIONS
 
@@ -87,8 +89,9 @@ class WebDAVProvider(Provider):
                     raise
                 # the root not made yet lists empty; a subdirectory removed meanwhile is skipped
 
-    def _children(self, rel: str) -> Iterator[RemoteStat]:
-        """The entries of one collection, parsed from PROPFIND Depth 1 as it streams in."""
+    def _children(self, rel: str, temporaries: bool = False) -> Iterator[RemoteStat]:
+        """The entries of one collection, parsed from PROPFIND Depth 1 as it streams in; with
+        `temporaries`, the uploads in flight (TMP_PREFIX names) are not left out."""
         key = self._dav.key(rel)
         me = self._dav.abs(key)
         what = self._what(rel)
@@ -118,7 +121,7 @@ class WebDAVProvider(Provider):
                         raise NotADirectory(f"{what}: not a directory")
                     continue
                 name = href.rsplit("/", 1)[-1]
-                if not name or name.startswith(TMP_PREFIX) or not found:
+                if not name or (name.startswith(TMP_PREFIX) and not temporaries) or not found:
                     continue  # an upload in flight, or an entry without readable props
                 yield to_stat(f"{rel}/{name}" if rel else name, found)
 
@@ -188,21 +191,22 @@ class WebDAVProvider(Provider):
             self._dav.ensure_dirs(parent)
             if not self._dav.destination_ok(key):
                 # This server cannot MOVE onto this name: write in place (not atomic).
-                if self._upload(stream, key, parent, size, headers, what) == 405:
+                status, md5 = self._upload(stream, key, parent, size, headers, what)
+                if status == 405:
                     raise IsADirectory(f"{what}: is a directory")
                 if mtime_ns is not None and self.mtime_method == "proppatch":
                     self._dav.patch_mtime(rel, key, mtime_ns)
-                return self._dav.stat_key(rel, key)
+                return _with_md5(self._dav.stat_key(rel, key), md5)
             tmp = self._dav.tmp_key(parent)
             with self._dav.deleted_on_failure(tmp):
-                self._upload(stream, tmp, parent, size, headers, what)
+                _, md5 = self._upload(stream, tmp, parent, size, headers, what)
                 if mtime_ns is not None and self.mtime_method == "proppatch":
                     # before the MOVE, so readers never see the file with the upload time
                     self._dav.patch_mtime(rel, tmp, mtime_ns)
                 self._dav.move_into_place(tmp, key)
             # The ETag of the PUT answer predates the mtime change and the server's own time
             # is unknown, so read back what readers will see.
-            return self._dav.stat_key(rel, key)
+            return _with_md5(self._dav.stat_key(rel, key), md5)
 
     def _upload(
         self,
@@ -212,24 +216,12 @@ class WebDAVProvider(Provider):
         size: int | None,
         headers: dict[str, str],
         what: str,
-    ) -> int:
-        """PUT the stream to `key`: up to SMALL_BODY in one piece (also when the size is not
-        given but the stream is that short), else streamed (chunked when the size is unknown).
-        A 409 (a parent removed behind our back, so the collection cache lied) is retried once
-        when the body can be sent again. Returns the status (405: a collection is there)."""
-        body: bytes | Iterator[bytes]
-        pos: int | None = None
-        head = b""
-        if size is not None and size <= SMALL_BODY:
-            body = read_upto(stream, size + 1)  # one more: a stream that runs long is refused
-            check_size(what, size, len(body), more=len(body) > size)
-        elif size is None and len(head := read_upto(stream, SMALL_BODY + 1)) <= SMALL_BODY:
-            body, size = head, len(head)
-        else:
-            with suppress(AttributeError, OSError, ValueError):
-                pos = stream.tell() if stream.seekable() and size is not None else None
-            # a stream of the wrong size raises while it is sent, failing the PUT
-            body = PrependedStream(head, stream, size, what).blocks(CHUNK)
+    ) -> tuple[int, str]:
+        """PUT the stream to `key` (`_body` says how). A 409 (a parent removed behind our
+        back, so the collection cache lied) is retried once when the body can be sent again.
+        Returns the status (405: a collection is there) and the MD5 of the body sent."""
+        md5 = hashlib.md5(usedforsecurity=False)
+        body, size, pos = _body(stream, size, what, md5)
         if size is not None:
             headers = {**headers, "Content-Length": str(size)}
         resp = self._dav.send("PUT", key, headers=headers, content=body, ok=(404, 405, 409))
@@ -237,7 +229,7 @@ class WebDAVProvider(Provider):
             self._dav.file_in_the_way(parent)
             raise DAVStatus("PUT", 404)
         if resp.status_code != 409:
-            return resp.status_code
+            return resp.status_code, md5.hexdigest()
         self._dav.forget_dirs(parent)
         self._dav.file_in_the_way(parent)
         if not isinstance(body, bytes):
@@ -247,9 +239,11 @@ class WebDAVProvider(Provider):
                     retryable=True,
                 )  # a retry MKCOLs it again
             stream.seek(pos)
-            body = PrependedStream(b"", stream, size, what).blocks(CHUNK)
+            md5 = hashlib.md5(usedforsecurity=False)  # the body is read again from the start
+            body = _hashed(PrependedStream(b"", stream, size, what).blocks(CHUNK), md5)
         self._dav.ensure_dirs(parent)
-        return self._dav.send("PUT", key, headers=headers, content=body, ok=(405,)).status_code
+        resp = self._dav.send("PUT", key, headers=headers, content=body, ok=(405,))
+        return resp.status_code, md5.hexdigest()
 
     def delete(self, path: str) -> None:
         rel = self._rel(path)
@@ -337,6 +331,20 @@ class WebDAVProvider(Provider):
             self._dav.forget_dirs(skey)
             return self._dav.stat_key(d, dkey)
 
+    def reap_temporaries(self, folders: Iterable[str]) -> int:
+        workers = self._dav.settings.max_connections
+        return reap(folders, self._temporaries, self._remove_temporary, workers)
+
+    def _temporaries(self, folder: str) -> Iterator[tuple[str, float | None]]:
+        for st in self._children(self._rel(folder), temporaries=True):
+            if st.name.startswith(TMP_PREFIX):
+                yield st.name, None if st.mtime_ns is None else st.mtime_ns / NS
+
+    def _remove_temporary(self, folder: str, name: str) -> None:
+        rel = self._rel(folder)
+        # a collection there is a Destination probe's (`DAVSession._probe_destination`)
+        self._dav.send("DELETE", self._dav.key(f"{rel}/{name}" if rel else name), ok=(404,))
+
     def check(self) -> None:
         with translated(ERRORS, self._what("")):
             resp = self._dav.send(
@@ -360,3 +368,39 @@ class WebDAVProvider(Provider):
 
     def close(self) -> None:
         self._dav.close()
+
+
+def _body(
+    stream: BinaryIO, size: int | None, what: str, md5: hashlib._Hash
+) -> tuple[bytes | Iterator[bytes], int | None, int | None]:
+    """What a PUT sends, hashed into `md5` (as it is sent, when streamed): up to SMALL_BODY in
+    one piece (also when the size is not given but the stream is that short), else streamed
+    (chunked when the size is unknown). With the size to announce, and where a seekable
+    stream of known size started (so it can be sent again), else None."""
+    head = b""
+    if size is not None and size <= SMALL_BODY:
+        body = read_upto(stream, size + 1)  # one more: a stream that runs long is refused
+        check_size(what, size, len(body), more=len(body) > size)
+        md5.update(body)
+        return body, size, None
+    if size is None and len(head := read_upto(stream, SMALL_BODY + 1)) <= SMALL_BODY:
+        md5.update(head)
+        return head, len(head), None
+    pos = None
+    with suppress(AttributeError, OSError, ValueError):
+        pos = stream.tell() if stream.seekable() and size is not None else None
+    # a stream of the wrong size raises while it is sent, failing the PUT
+    return _hashed(PrependedStream(head, stream, size, what).blocks(CHUNK), md5), size, pos
+
+
+def _hashed(blocks: Iterator[bytes], md5: hashlib._Hash) -> Iterator[bytes]:
+    """The blocks as they are sent, each hashed on the way (no second pass)."""
+    for block in blocks:
+        md5.update(block)
+        yield block
+
+
+def _with_md5(st: RemoteStat, md5: str) -> RemoteStat:
+    """`st` with the MD5 hashed while the bytes were sent; a hash the server reports itself
+    (Nextcloud's oc:checksums) describes what it stored, and wins."""
+    return dataclasses.replace(st, hashes={"md5": md5, **st.hashes})

@@ -5,7 +5,6 @@ result of the Destination probe. The provider maps its paths onto keys and calls
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -20,7 +19,7 @@ from cdir.errors import (
     ProviderError,
     Unsupported,
 )
-from cdir.providers.base import TMP_PREFIX, RemoteStat
+from cdir.providers.base import RemoteStat, temp_name
 from cdir.providers.webdav.errors import DAVStatus
 from cdir.providers.webdav.settings import Settings
 from cdir.providers.webdav.wire import (
@@ -222,7 +221,9 @@ class DAVSession:
     # --- moving into place -----------------------------------------------------------------
     @staticmethod
     def tmp_key(parent: str) -> str:
-        name = f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        """A temporary's key in `parent`, named for this process (`temp_name`), so a command
+        after a killed one can tell it is orphaned."""
+        name = temp_name()
         return f"{parent}/{name}" if parent else name
 
     @contextmanager
