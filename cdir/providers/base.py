@@ -107,11 +107,16 @@ class Provider(ABC):
 
     # --- reading ---------------------------------------------------------------------------
     @abstractmethod
-    def list(self, path: str = "", recursive: bool = False) -> Iterator[RemoteStat]:
+    def list(
+        self, path: str = "", recursive: bool = False, *, mtimes: bool = True
+    ) -> Iterator[RemoteStat]:
         """Entries below `path` (files and dirs), fetched page by page, in no set order.
         NotFound if `path` is absent; the root "" always lists (empty when nothing is stored).
         Each entry appears once; a directory implied by a key prefix is a "dir" entry. A file's
-        size and fingerprint are the ones `stat` reports (sync compares listings with them)."""
+        size and fingerprint are the ones `stat` reports (sync compares listings with them).
+        `mtimes=False`: the caller needs sizes and fingerprints only, so a provider that reads
+        each file's stored mtime with a request of its own (S3) may skip it; `stat` then gives
+        the exact one."""
 
     @abstractmethod
     def stat(self, path: str) -> RemoteStat:

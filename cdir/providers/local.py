@@ -115,7 +115,9 @@ class LocalProvider(Provider):
         fp = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{ino or st.st_ino}"
         return RemoteStat(rel, "file", st.st_size, st.st_mtime_ns, fp, {"md5": md5} if md5 else {})
 
-    def list(self, path: str = "", recursive: bool = False) -> Iterator[RemoteStat]:
+    def list(
+        self, path: str = "", recursive: bool = False, *, mtimes: bool = True
+    ) -> Iterator[RemoteStat]:
         what = self._what(path)
         with translated(ERRORS, what):
             try:

@@ -160,7 +160,9 @@ class MemoryProvider(Provider):
         return RemoteStat(path, "file", size, mtime, fingerprint, {"md5": node.md5})
 
     # --- reading ------------------------------------------------------------------------------
-    def list(self, path: str = "", recursive: bool = False) -> Iterator[RemoteStat]:
+    def list(
+        self, path: str = "", recursive: bool = False, *, mtimes: bool = True
+    ) -> Iterator[RemoteStat]:
         with self._store.lock:  # a snapshot: later changes do not show in this listing
             top = self._node(path)
             if isinstance(top, _File):

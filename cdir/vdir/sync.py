@@ -173,7 +173,7 @@ class SyncOps(CopyOps):
             obs.down.add(p.id)
             return
         obs.listed[p.id] = n
-        self._note(p.id, diff, new, gone, obs)
+        self._note(self.backend(p.name), p.id, diff, new, gone, obs)
 
     def _files_below(self, b: Backend, vp: str) -> Iterator[RemoteStat]:
         if vp != "/":
@@ -182,29 +182,33 @@ class SyncOps(CopyOps):
                 yield top
                 return
         try:
-            for st in b.list(remote_of(vp), recursive=True):
+            # sizes and fingerprints tell what changed; the few that did are stat'ed (_exact)
+            for st in b.list(remote_of(vp), recursive=True, mtimes=False):
                 if st.kind == "file":
                     yield st
         except NotFound:
             return  # no folder there yet: nothing listed
 
-    def _note(self, pid: int, diff: Any, new: Any, gone: Any, obs: Observed) -> None:
+    def _note(self, b: Backend, pid: int, diff: Any, new: Any, gone: Any, obs: Observed) -> None:
         for r in diff:
-            listed = Listed(
+            moved = r.listed_size != r.replica_size or r.listed_fingerprint != r.replica_fingerprint
+            kind: Kind = (
+                "unknown" if r.replica_fingerprint is None else "changed" if moved else "same"
+            )
+            first = Listed(
                 r.remote_path,
                 r.listed_size,
                 r.listed_mtime_ns,
                 r.listed_fingerprint or "",
                 r.listed_hash,
             )
-            moved = r.listed_size != r.replica_size or r.listed_fingerprint != r.replica_fingerprint
-            kind: Kind = (
-                "unknown" if r.replica_fingerprint is None else "changed" if moved else "same"
-            )
-            obs.add(path_of(r), pid, Seen(kind, listed, _listed_rep(r)), r)
+            listed = first if kind == "same" else _exact(b, first)
+            if listed is not None:  # else gone since it was listed: the next pass sees it
+                obs.add(path_of(r), pid, Seen(kind, listed, _listed_rep(r)), r)
         for r in new:
-            listed = Listed(r.path, r.size, r.mtime_ns, r.fingerprint or "", r.hash)
-            obs.add("/" + r.path, pid, Seen("unknown", listed))
+            found = _exact(b, Listed(r.path, r.size, r.mtime_ns, r.fingerprint or "", r.hash))
+            if found is not None:
+                obs.add("/" + r.path, pid, Seen("unknown", found))
         for r in gone:
             if r.deleted_at is not None or r.state in (ReplicaState.CURRENT, ReplicaState.STALE):
                 obs.add(path_of(r), pid, Seen("missing", None, _listed_rep(r)), r)
@@ -386,14 +390,31 @@ def _rep(r: Any) -> Rep:
 
 
 def _row(st: RemoteStat) -> dict[str, Any]:
-    kind = next(iter(sorted(st.hashes, key=lambda k: k != "md5")), None)
     return {
         "path": st.path,
         "size": st.size,
         "mtime_ns": st.mtime_ns,
         "fingerprint": st.fingerprint,
-        "hash": f"{kind}:{st.hashes[kind]}" if kind else None,
+        "hash": _hash(st),
     }
+
+
+def _hash(st: RemoteStat) -> str | None:
+    kind = next(iter(sorted(st.hashes, key=lambda k: k != "md5")), None)
+    return f"{kind}:{st.hashes[kind]}" if kind else None
+
+
+def _exact(b: Backend, listed: Listed) -> Listed | None:
+    """A changed or new file as `stat` gives it: the exact mtime (a listing without
+    per-file requests may give the store's upload time), and the hash where `stat` has one.
+    None when it is gone since it was listed."""
+    try:
+        st = b.stat(listed.path)
+    except NotFound:
+        return None
+    if st.kind != "file":
+        return None
+    return Listed(listed.path, st.size, st.mtime_ns, st.fingerprint, _hash(st) or listed.hash)
 
 
 def _batched(it: Iterator[RemoteStat]) -> Iterator[list[RemoteStat]]:

@@ -196,7 +196,9 @@ class SFTPProvider(Provider):
 
         return self._run(rel, work, paced=True)
 
-    def list(self, path: str = "", recursive: bool = False) -> Iterator[RemoteStat]:
+    def list(
+        self, path: str = "", recursive: bool = False, *, mtimes: bool = True
+    ) -> Iterator[RemoteStat]:
         entries = self._list_dir(path, top=True)
         if entries is None:
             return

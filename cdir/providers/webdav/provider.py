@@ -74,7 +74,9 @@ class WebDAVProvider(Provider):
         return rel
 
     # --- reading ---------------------------------------------------------------------------
-    def list(self, path: str = "", recursive: bool = False) -> Iterator[RemoteStat]:
+    def list(
+        self, path: str = "", recursive: bool = False, *, mtimes: bool = True
+    ) -> Iterator[RemoteStat]:
         top = self._rel(path)
         pending = [top]
         while pending:
