@@ -222,12 +222,12 @@ def test_a_version_1_catalog_gets_the_gc_table_and_index(catalog_url: str) -> No
         conn.execute(text("DELETE FROM schema_version WHERE version > 1"))
     db.close()
     db = Database(catalog_url)
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
     insp = inspect(db.engine)
     assert {"catalog_state", "lease"} <= set(insp.get_table_names())
     assert "ix_entry_tombstone" in {i["name"] for i in insp.get_indexes("entry")}
     with db.transaction() as s:
-        assert s.execute(text("SELECT max(version) FROM schema_version")).scalar() == 4
+        assert s.execute(text("SELECT max(version) FROM schema_version")).scalar() == 5
     db.close()
 
 

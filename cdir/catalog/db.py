@@ -47,11 +47,19 @@ def _v4(conn: Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
+def _v5(conn: Connection) -> None:
+    """Named syncs: a job says what it copies from where to where (to run it later)."""
+    have = {c["name"] for c in inspect(conn).get_columns("job")}
+    for col in ("source", "destination"):
+        if col not in have:
+            conn.execute(text(f"ALTER TABLE job ADD COLUMN {col} VARCHAR"))
+
+
 BUSY_TIMEOUT_S = 30  # how long a writer waits for another process's write lock
 WRITE_OPTION = "cdir_write"  # execution option: this transaction will write
 
 # Append only: each function moves the schema one version up, inside one transaction.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,6 +1,7 @@
 """Catalog upkeep: gc (purge old tombstones, rotate the journal) and what the catalog keeps about
-itself (`catalog_state`: when gc last ran). Functions over a session, set-based: a gc of 100,000
-tombstones is a handful of statements, never one per row.
+itself (`catalog_state`: when gc last ran, delete policies, poll intervals, sync daemons).
+Functions over a session, set-based: a gc of 100,000 tombstones is a handful of statements,
+never one per row.
 
 A tombstone is purged when it is older than the retention and no replica row is left under it
 (every provider confirmed the delete), and nothing below it must stay: a tombstoned directory goes
@@ -14,12 +15,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, exists, func, insert, literal_column, or_, select
+from sqlalchemy import (
+    String,
+    bindparam,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy import update as sql_update
 from sqlmodel import Session
 
 from cdir.catalog.models import CatalogState, Event, table
-from cdir.catalog.queries import ENTRY, REPLICA, at_or_below, entries_at, path_of
+from cdir.catalog.queries import ENTRY, REPLICA, at_or_below, entries_at, like_escape, path_of
 from cdir.schema.paths import split
 
 EVENT, STATE = table(Event), table(CatalogState)
@@ -67,6 +80,47 @@ def set_delete_policy(s: Session, path: str, policy: str | None) -> None:
         s.execute(delete(STATE).where(STATE.c.key == DELETES + path))
     else:
         set_state(s, DELETES + path, policy)
+
+
+# --- the sync daemon: poll intervals, registrations, recent passes ----------------------------
+POLL = "poll:"  # catalog_state key prefix: a provider's poll interval in seconds (by name)
+DAEMON = "daemon"  # a daemon's registration (SQLite: this one key; PostgreSQL: `daemon:…`)
+
+
+def poll_intervals(s: Session) -> dict[str, int]:
+    """Provider name → its poll interval in seconds, where one was set."""
+    q = select(STATE.c.key, STATE.c.value).where(STATE.c.key.like(POLL + "%"))
+    return {k.removeprefix(POLL): int(v) for k, v in s.execute(q).all()}
+
+
+def set_poll_interval(s: Session, provider: str, seconds: int | None) -> None:
+    """Set a provider's poll interval; None drops it (the default applies)."""
+    if seconds is None:
+        s.execute(delete(STATE).where(STATE.c.key == POLL + provider))
+    else:
+        set_state(s, POLL + provider, str(seconds))
+
+
+def daemon_registrations(s: Session) -> dict[str, str]:
+    """Key → value of every daemon registration (`daemon`, `daemon:<host>:<pid>`)."""
+    q = select(STATE.c.key, STATE.c.value).where(
+        or_(STATE.c.key == DAEMON, STATE.c.key.like(DAEMON + ":%"))
+    )
+    return {k: v for k, v in s.execute(q).all()}
+
+
+def delete_state(s: Session, keys: list[str]) -> None:
+    if keys:
+        s.execute(delete(STATE).where(STATE.c.key.in_(keys)))
+
+
+def recent_events(s: Session, action: str, limit: int, key: str | None = None) -> list[Any]:
+    """The newest `limit` journal events of one action (whose detail has `key`, when given),
+    newest first: the primary key walked backwards, no sort."""
+    q = select(EVENT).where(EVENT.c.action == action)
+    if key is not None:  # JSON as text: the same on SQLite and PostgreSQL
+        q = q.where(cast(EVENT.c.detail, String).like(f'%"{like_escape(key)}"%', escape="\\"))
+    return list(s.execute(q.order_by(EVENT.c.id.desc()).limit(limit)).all())
 
 
 # --- gc ----------------------------------------------------------------------------------------

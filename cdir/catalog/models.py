@@ -115,7 +115,9 @@ class Job(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str | None = Field(default=None, index=True)
     kind: str  # put|get|cp|mv|sync|replicate
-    state: str = "running"  # running|done|failed|cancelled
+    state: str = "running"  # queued|running|done|failed
+    source: str | None = None  # a named sync: "local:/dir" or "cdir:/path"
+    destination: str | None = None
     files_done: int = 0
     files_failed: int = 0
     bytes_done: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))

@@ -150,6 +150,9 @@ create_app = _app("Create things (`cdir create dir DIR`).")
 app.add_typer(provider_app, name="provider")
 app.add_typer(config_app, name="config")
 app.add_typer(create_app, name="create")
+from cdir.cli.daemon import daemon_app  # noqa: E402  (it builds on _app, above)
+
+app.add_typer(daemon_app, name="daemon")
 
 
 @dataclass
@@ -589,7 +592,18 @@ def scan_cmd(
 
 @app.command("sync")
 def sync_cmd(
-    path: Annotated[str, typer.Argument(help="Virtual path to reconcile")] = "/",
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="[PATH]: one pass over PATH (default /); SOURCE DESTINATION: a one-way sync "
+            "of a local folder or virtual path into another; `status`: the named syncs",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Name of a one-way sync")] = None,
+    queue: Annotated[
+        bool, typer.Option("--async", help="Leave a one-way sync to the daemon; return at once")
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", "-n", help="Print what would be done; change nothing")
     ] = False,
@@ -607,9 +621,19 @@ def sync_cmd(
         ),
     ] = 50,
 ) -> None:
-    """One sync pass now: changes made on any provider reach every other, none is lost."""
+    """Sync: changes made on any provider reach every other (one pass now), or a named
+    one-way sync between a local folder and a virtual path, or `sync status`."""
+    args = args or []
+    if args == ["status"]:
+        return _sync_status(name)
+    if len(args) == 2:
+        return _sync_job(args[0], args[1], name, queue)
+    if len(args) > 2:
+        raise UsageError("sync takes [PATH], SOURCE DESTINATION, or status")
+    if name or queue:
+        raise UsageError("--name and --async are for a one-way sync: cdir sync SOURCE DESTINATION")
     rep = G.open().sync(
-        path,
+        args[0] if args else "/",
         only=G.storage,  # --storage/--provider: list only these (the others as recorded)
         dry_run=dry_run,
         force=force,
@@ -620,6 +644,54 @@ def sync_cmd(
     _sync_summary(rep)
     if rep.failed:
         raise typer.Exit(1)
+
+
+JOB_COLUMNS = ["id", "name", "source", "destination", "state", "files_done", "files_failed"]
+
+
+def _sync_job(source: str, destination: str, name: str | None, queue: bool) -> None:
+    from cdir.cli.output import emit
+
+    job = G.open().sync_to(
+        source, destination, name=name, queue=queue, parallel=_parallel(), progress=_progress()
+    )
+    if G.output != "table":
+        emit([job], G.output, [*JOB_COLUMNS, "bytes_done", "started_at", "finished_at"])
+    elif not G.quiet:
+        label = f"sync job {job.name or job.id}: {job.source} → {job.destination}"
+        if job.state == "queued":
+            typer.echo(f"{label}: queued for the daemon (see `cdir sync status`)")
+        else:
+            typer.echo(
+                f"{label}: {job.state}, {job.files_done} file(s) copied, {job.files_failed} failed"
+            )
+    for err in job.errors[:20]:
+        typer.echo(f"cdir: error: {err}", err=True)
+    if job.state == "failed":
+        raise typer.Exit(1)
+
+
+def _sync_status(name: str | None) -> None:
+    from cdir.cli.output import emit
+
+    emit(
+        G.open().jobs(name),
+        G.output,
+        [*JOB_COLUMNS, "bytes_done", "started_at", "finished_at"],
+        headers=[
+            "id",
+            "name",
+            "source",
+            "destination",
+            "state",
+            "files",
+            "failed",
+            "bytes",
+            "started",
+            "finished",
+        ],
+        sizes=("bytes_done",),
+    )
 
 
 def _sync_summary(rep: Any) -> None:
@@ -710,6 +782,10 @@ SecretOpt = Annotated[
         help="NAME (prompted) or NAME=@FILE (read from a file); kept in the vault",
     ),
 ]
+PollOpt = Annotated[
+    str | None,
+    typer.Option("--poll", help="How often the sync daemon lists it: 90, 90s, 5m, 1h (60s)"),
+]
 
 
 @provider_app.command("add")
@@ -730,8 +806,12 @@ def provider_add(
     no_check: Annotated[
         bool, typer.Option("--no-check", help="Do not contact the provider now")
     ] = False,
+    poll: PollOpt = None,
 ) -> None:
     """Register a provider; secrets go to the encrypted vault, never the catalog."""
+    from cdir.cli import daemon
+
+    daemon.check_poll(poll)
     opts = _parse_options(option)
     _add_secrets(opts, secret)
     p = G.open().add_provider(
@@ -743,18 +823,19 @@ def provider_add(
         typer.echo(f"added provider {p.name} ({p.kind}: {p.root})")
         for k, v in p.options.items():  # including what was pinned, e.g. an SSH host key
             typer.echo(f"  {k} = {v}")
+    daemon.set_poll(G.open(), name, poll)
 
 
 @provider_app.command("list")
 def provider_list() -> None:
     """List registered providers (secrets masked)."""
+    from cdir.cli.daemon import provider_rows
     from cdir.cli.output import emit
 
-    emit(
-        G.open().providers(),
-        G.output,
-        ["name", "kind", "root", "priority", "enabled", "options", "secrets"],
-    )
+    v = G.open()
+    rows, poll = provider_rows(v, v.providers())
+    columns = ["name", "kind", "root", "priority", "enabled", *poll]
+    emit(rows, G.output, [*columns, "options", "secrets"])
 
 
 provider_app.command("ls", hidden=True)(provider_list)
@@ -763,13 +844,13 @@ provider_app.command("ls", hidden=True)(provider_list)
 @provider_app.command("show")
 def provider_show(name: str) -> None:
     """Show one provider (secrets masked)."""
+    from cdir.cli.daemon import provider_rows
     from cdir.cli.output import emit
 
-    emit(
-        [G.open().provider(name)],
-        G.output,
-        ["name", "kind", "root", "priority", "location", "enabled", "options", "secrets"],
-    )
+    v = G.open()
+    rows, poll = provider_rows(v, [v.provider(name)])
+    columns = ["name", "kind", "root", "priority", "location", "enabled", *poll]
+    emit(rows, G.output, [*columns, "options", "secrets"])
 
 
 @provider_app.command("test")
@@ -810,20 +891,31 @@ def provider_set(
     no_check: Annotated[
         bool, typer.Option("--no-check", help="Do not contact the provider now")
     ] = False,
+    poll: PollOpt = None,
 ) -> None:
     """Change a provider's options and secrets (every replica is kept). The new options are
     checked before anything is stored; secrets go to the vault."""
+    from cdir.cli import daemon
+
+    daemon.check_poll(poll)
     opts = _parse_options(option)
     _add_secrets(opts, secret)
-    if not opts and priority is None and location is None:
+    if not opts and priority is None and location is None and poll is None:
         raise UsageError("provider set needs -O NAME=VALUE, -S NAME, --priority or --location")
-    p = G.open().set_provider(name, opts, priority=priority, location=location, check=not no_check)
+    v = G.open()
+    changed = opts or priority is not None or location is not None  # else only the poll
+    p = (
+        v.set_provider(name, opts, priority=priority, location=location, check=not no_check)
+        if changed
+        else v.provider(name)
+    )
     if G.output == "json":
         typer.echo(p.model_dump_json(indent=2))
     elif not G.quiet:
         typer.echo(f"updated provider {p.name} ({p.kind}: {p.root})")
-        for k, v in {**p.options, **p.secrets}.items():
-            typer.echo(f"  {k} = {v}")
+        for k, val in {**p.options, **p.secrets}.items():
+            typer.echo(f"  {k} = {val}")
+    daemon.set_poll(v, name, poll)
 
 
 @provider_app.command("pin")

@@ -1,10 +1,15 @@
 """Shapes shared by the CLI, the API and the daemon (no ORM here)."""
 
 from cdir.schema.models import (
+    DaemonOut,
+    DaemonStatusOut,
     EntryOut,
     GcReport,
+    JobOut,
+    PassOut,
     PinOut,
     PinsOut,
+    PollOut,
     ProviderOut,
     ReplicaOut,
     SyncReport,
@@ -13,10 +18,15 @@ from cdir.schema.models import (
 from cdir.schema.paths import normalize
 
 __all__ = [
+    "DaemonOut",
+    "DaemonStatusOut",
     "EntryOut",
     "GcReport",
+    "JobOut",
+    "PassOut",
     "PinOut",
     "PinsOut",
+    "PollOut",
     "ProviderOut",
     "ReplicaOut",
     "SyncReport",

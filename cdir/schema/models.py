@@ -81,6 +81,23 @@ class SyncReport(BaseModel):
     seconds: float = 0.0
 
 
+class JobOut(BaseModel):
+    """A named sync (`cdir sync SOURCE DEST --name N`) and how it went."""
+
+    id: int
+    name: str | None = None
+    kind: str
+    source: str | None = None
+    destination: str | None = None
+    state: str  # queued|running|done|failed
+    files_done: int = 0
+    files_failed: int = 0
+    bytes_done: int = 0
+    errors: list[str] = []
+    started_at: datetime
+    finished_at: datetime | None = None
+
+
 class GcReport(BaseModel):
     """What `cdir gc` purged (with `dry_run`, would purge)."""
 
@@ -117,3 +134,50 @@ class PinsOut(BaseModel):
     kind: str
     pins: list[PinOut] = []
     stored: bool = False  # the new values were stored
+
+
+DEFAULT_POLL_S = 60
+
+
+class PollOut(BaseModel):
+    """A provider as the daemon sees it: how often it is polled, whether it is watched."""
+
+    name: str
+    kind: str
+    root: str
+    enabled: bool = True
+    poll_s: int = DEFAULT_POLL_S
+    poll: str = "1m"
+    default: bool = True  # no interval set: DEFAULT_POLL_S applies
+    watched: bool = False  # a local folder: changes there also start a pass at once
+
+
+class DaemonOut(BaseModel):
+    """A sync daemon's registration in the catalog."""
+
+    host: str
+    pid: int
+    since: datetime
+    heartbeat: datetime
+    alive: bool = True
+
+
+class PassOut(BaseModel):
+    """One sync pass, as the journal recorded it."""
+
+    at: datetime
+    path: str
+    checked: int = 0
+    changed: int = 0
+    imported: int = 0
+    conflicts: int = 0
+    restored: int = 0
+    deleted: int = 0
+    copied: int = 0
+
+
+class DaemonStatusOut(BaseModel):
+    running: bool
+    daemons: list[DaemonOut]
+    providers: list[PollOut]
+    passes: list[PassOut]

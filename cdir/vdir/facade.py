@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cdir.vdir.daemonops import DaemonOps
 from cdir.vdir.gc import GcOps
+from cdir.vdir.jobs import JobOps
 from cdir.vdir.moves import MoveOps
 from cdir.vdir.providers import ProviderOps
 from cdir.vdir.reads import ReadOps
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
     from cdir.vdir.protocol import VirtualDirectory
 
 
-class VDir(StreamOps, SyncOps, ReadOps, MoveOps, ScanOps, ProviderOps, GcOps):
+class VDir(StreamOps, SyncOps, JobOps, ReadOps, MoveOps, ScanOps, ProviderOps, GcOps, DaemonOps):
     """The one layer that writes the catalog and calls providers; front ends (CLI, API,
     daemon) call its methods (`cdir.vdir.protocol.VirtualDirectory`) and nothing below."""
 

@@ -8,7 +8,7 @@ import re
 import time
 from typing import Any
 
-from cdir.catalog import Provider, queries, writes
+from cdir.catalog import Provider, maintenance, queries, writes
 from cdir.errors import AlreadyExists, CdirError, UsageError
 from cdir.providers import Provider as Backend
 from cdir.providers import load_provider_class
@@ -171,6 +171,7 @@ class ProviderOps(Core):
                     "(the files stay on the provider)"
                 )
             writes.forget_provider(s, row.id or 0)
+            maintenance.set_poll_interval(s, name, None)  # its poll interval goes with it
             self.event(s, "provider.remove", "/", name, {"replicas": n})
         if row.secret_ref:
             self.vault.delete(row.secret_ref)

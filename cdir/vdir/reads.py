@@ -102,7 +102,9 @@ class ReadOps(Core):
                 continue
             if not recursive:
                 raise IsADirectory(f"is a directory: {vp} (use -r)")
-            base = dest_p / e.basename if (into and e.basename) else dest_p
+            # into a folder it keeps its name — unless given as DIR/ (its contents, as rsync)
+            keep = into and e.basename and not src.endswith("/")
+            base = dest_p / e.basename if keep else dest_p
             with self.db.transaction() as s:
                 below = queries.files_in(s, vp, recursive=recursive)
             plan += [(f, base / relative(path_of(f), vp)) for f in below]

@@ -127,13 +127,13 @@ class SyncOps(CopyOps):
         actions, reps = self._plan(obs, provs, policies)
         if not force:
             _check_risk(actions, reps, obs, self._totals(obs, provs), provs, max_delete)
+        _tally(actions, report)
         if dry_run:
             report.plan = [describe(a, provs) for a in actions]
         else:
             Applier(self, provs, report, parallel).apply(actions, obs.entries)
             self._converge(vp, provs, obs.usable(provs), report, parallel, progress)
             self.db.write(lambda s: self.event(s, "sync", vp, None, _counts(report)))
-        _tally(actions, report)
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
 
