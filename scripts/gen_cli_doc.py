@@ -108,6 +108,21 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
+        "sync",
+        "One pass: changes made inside a provider's folder behind cdir's back reach every other provider; a version changed on two is kept as a conflict copy (see docs/sync.md). `cdir sync SOURCE DEST` is a named one-way sync; the daemon runs passes on a schedule (docs/daemon.md).",
+        [
+            "echo 'id,value' > $W/laptop/proj/data/raw/train.csv",
+            "cdir sync --dry-run",
+            "cdir sync",
+            "cdir policy /proj --deletes propagate",
+            "cdir policy /proj --clear",
+            "cdir sync $W/data /mirror --name nightly",
+            "cdir sync /mirror $W/back --name restore-test",
+            "cdir sync status",
+            "cdir sync /proj --max-delete 150",
+        ],
+    ),
+    (
         "gc",
         "Purges tombstones deleted more than `--older-than` days ago (default `CDIR_TOMBSTONE_DAYS`, 90) whose replicas are all deleted, and journal events older than `--events-older-than` days (`CDIR_EVENT_DAYS`, 90). Tombstones whose delete failed somewhere are kept (and counted), with their parents. Write commands (put, cp, mv, rm, replicate, scan) run a gc pass on their own, at most once a day.",
         [

@@ -127,9 +127,9 @@ def pid_file(c: Home) -> int | None:
 
 
 def running(pid: int) -> bool:
-    from cdir.vdir.daemonops import pid_running
+    from cdir import pids
 
-    return pid_running(pid)
+    return pids.alive(pid)
 
 
 def refused(since: datetime, pid: int) -> str:
@@ -178,6 +178,28 @@ def test_the_watcher_alone_brings_a_change_across(homes: list[Home], tmp_path: P
 
 
 # --- (c) one daemon per SQLite catalog ----------------------------------------------------------
+def test_cli_writes_while_the_daemon_runs_never_see_a_locked_catalog(
+    homes: list[Home], tmp_path: Path
+) -> None:
+    """SQLite: the daemon passes every second (and on every change the puts make in the
+    folders) while 12 `cdir put` run one after another; each waits for a pass holding the
+    tree if it must, and none fails or says the database is locked."""
+    c = two(homes, tmp_path, "1s")
+    pid = start(c)
+    try:
+        for i in range(12):
+            src = tmp_path / f"w{i}.txt"
+            src.write_text(f"write {i}")
+            edit(c, "laptop", f"laptop {i}".encode())  # something for each pass to do
+            r = c.run("-q", "put", str(src), f"/w/w{i}.txt", code=None)
+            no_traceback(r.stderr)
+            assert (r.returncode, r.stderr) == (0, ""), r.stderr
+        wait_until(lambda: holds(c, "archive", b"laptop 11"), "the last change on archive")
+    finally:
+        stop(c, pid)
+    assert "locked" not in log_of(c) and "busy" not in log_of(c)
+
+
 def test_a_second_daemon_on_one_sqlite_catalog_is_refused(
     homes: list[Home], tmp_path: Path
 ) -> None:
@@ -365,6 +387,54 @@ def test_two_daemons_on_postgresql_copy_a_change_once(homes: list[Home], tmp_pat
         assert sum(p["copied"] for p in passes) == 1, passes
         assert len(copies) == 1, copies  # the one batch of copies that wrote to archive
         assert (a.providers["archive"] / "f.txt").stat().st_ino == inode
+
+
+def test_a_daemon_killed_mid_pass_leaves_its_work_to_the_other(
+    homes: list[Home], tmp_path: Path
+) -> None:
+    """PostgreSQL, two daemons: 300 of 600 files rewritten in laptop's folder (half: under
+    the safety rail); once 30 reached archive both daemons are frozen (SIGSTOP), the one
+    whose pass holds the tree (its claim names it) is killed, the other goes on: it breaks
+    the dead daemon's claim and brings every file across."""
+    with pg_schema() as url:
+        a = two(homes, tmp_path, "1s", url)
+        src = tmp_path / "src"
+        src.mkdir()
+        for i in range(600):
+            (src / f"g{i:03d}.bin").write_bytes(b"old")
+        a.vdir().put([f"{src}/"], "/t", recursive=True, progress=False)
+        b = new_home(homes, tmp_path / "home-b", url)
+        b.providers = a.providers
+        pids = [start(a), start(b)]
+        for c in (a, b):
+            wait_until(lambda c=c: "pass all (full)" in log_of(c), "a first pass")
+        new = {f"g{i:03d}.bin": os.urandom(256 * 1024) for i in range(300)}
+        for name, data in new.items():
+            (a.providers["laptop"] / "t" / name).write_bytes(data)
+
+        def on_archive() -> int:  # by size: new versions are 256 KiB, the old ones 3 bytes
+            return sum(_size(a.providers["archive"] / "t" / n) == 256 * 1024 for n in new)
+
+        wait_until(lambda: on_archive() >= 30, "30 files on archive", deadline_s=60)
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        holders = {r.pid for r in query(url, "SELECT pid FROM lease WHERE command = 'sync /'")}
+        assert len(holders) == 1 and holders <= set(pids), holders
+        [dead] = holders
+        [survivor] = [p for p in pids if p != dead]
+        os.kill(dead, signal.SIGKILL)
+        os.kill(survivor, signal.SIGCONT)
+        wait_until(lambda: on_archive() == len(new), "every file on archive", deadline_s=60)
+        stop(a if survivor == pids[0] else b, survivor)
+        for n, data in new.items():
+            assert (a.providers["archive"] / "t" / n).read_bytes() == data, n
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return -1
 
 
 def last_event(url: str) -> int:

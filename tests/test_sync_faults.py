@@ -98,17 +98,28 @@ def converged(c: Cdir, tmp_path: Path, want: dict[str, bytes]) -> None:
         assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.parametrize("after", [0, 150, 350], ids=["at-start", "150-copied", "350-copied"])
+def conflict_copies(root: Path) -> int:
+    return sum(".conflict-" in rel for rel in files_below(root))
+
+
+@pytest.mark.parametrize(
+    "after",
+    [0, "conflict", 150, 350],
+    ids=["at-start", "moving-conflicts-aside", "150-copied", "350-copied"],
+)
 def test_a_pass_killed_anywhere_converges_on_the_next(
-    world: tuple[Cdir, dict[str, bytes], list[str]], tmp_path: Path, after: int
+    world: tuple[Cdir, dict[str, bytes], list[str]], tmp_path: Path, after: int | str
 ) -> None:
-    """SIGKILL once `after` of laptop's 400 new versions reached archive (0: as soon as the
-    pass has begun), then `cdir sync` again: all of it converges."""
+    """SIGKILL as soon as the pass has begun, once the first losing version was moved aside
+    as a conflict copy (before the catalog knows of it), or once `after` of laptop's 400 new
+    versions reached archive; then `cdir sync` again: all of it converges."""
     c, want, moving = world
     p = c.start("sync")
-    if after:
+    if after == "conflict":
+        wait_until(lambda: conflict_copies(tmp_path / "laptop") >= 1, "a conflict copy", p)
+    elif after:
         wait_until(
-            lambda: changed_on(tmp_path / "archive", moving, want) >= after,
+            lambda: changed_on(tmp_path / "archive", moving, want) >= int(after),
             f"{after} files on archive",
             p,
         )

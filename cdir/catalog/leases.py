@@ -15,7 +15,6 @@ write (SQLite's write lock; a transaction-scoped advisory lock on PostgreSQL).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -106,14 +105,3 @@ def renew(s: Session, ids: list[int], ttl: timedelta) -> None:
 
 def release(s: Session, ids: list[int]) -> None:
     s.execute(delete(LEASE).where(LEASE.c.id.in_(ids)))
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid runs on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True

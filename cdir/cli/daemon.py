@@ -63,7 +63,7 @@ def start_cmd() -> None:
 @daemon_app.command("stop")
 def stop_cmd() -> None:
     """Stop the sync daemon (it finishes the pass in progress first)."""
-    from cdir.vdir.daemonops import pid_running
+    from cdir import pids
 
     v = cli.G.open()
     d = _registered(v, _pid_file(v.settings.home)) or _only_one_here(v)
@@ -72,7 +72,7 @@ def stop_cmd() -> None:
         raise typer.Exit(1)
     os.kill(d.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_DEADLINE_S
-    while pid_running(d.pid):
+    while pids.alive(d.pid):
         if time.monotonic() > deadline:
             raise CdirError(
                 f"the daemon (pid {d.pid}) is still finishing its pass; it exits when done "

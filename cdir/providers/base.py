@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Literal
 
+from cdir import pids
 from cdir.errors import NotFound, Unsupported
 from cdir.providers.options import OptionSpec, parse_options
 
@@ -266,13 +267,7 @@ def orphaned(name: str, age_s: float) -> bool:
     pid, host = _writer(name)
     if pid is None or host not in (None, host_tag()):
         return age_s > ORPHAN_AGE_S
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except (OSError, OverflowError):
-        return False  # another user's process (EPERM), or a number no pid can be
-    return False
+    return not pids.alive(pid)
 
 
 def reap(

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+from cdir import pids
 from cdir.catalog import Database, leases
 from cdir.errors import Busy
 
@@ -58,7 +59,7 @@ def _take(
     deadline = time.monotonic() + wait_s
     pause, told = 0.02, False
     while True:
-        got = db.write(lambda s: leases.take(s, paths, exclusive, holder, TTL, leases.pid_alive))
+        got = db.write(lambda s: leases.take(s, paths, exclusive, holder, TTL, pids.alive))
         if isinstance(got, list):
             return got
         who = f"`{got.command}` (pid {got.pid} on {got.host})"

@@ -11,6 +11,7 @@ import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cdir import pids
 from cdir.catalog import Provider, maintenance, queries
 from cdir.errors import Conflict, UsageError
 from cdir.schema import DaemonOut, DaemonStatusOut, PassOut, PollOut
@@ -43,21 +44,6 @@ def format_poll(seconds: int) -> str:
         if seconds % n == 0:
             return f"{seconds // n}{unit}"
     return f"{seconds}s"
-
-
-def pid_running(pid: int) -> bool:
-    """Whether `pid` runs on this host; a zombie (killed, not yet reaped) does not."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc (macOS, Windows): the kill said it runs
 
 
 def running_message(d: DaemonOut) -> str:
@@ -188,7 +174,7 @@ def _alive(d: DaemonOut, now: datetime) -> bool:
     the heartbeat does."""
     age = now - _aware(d.heartbeat)
     if d.host == socket.gethostname():
-        return d.pid > 0 and pid_running(d.pid) and age < REUSED
+        return d.pid > 0 and pids.alive(d.pid) and age < REUSED
     return age < BEAT_TTL
 
 
