@@ -117,7 +117,7 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
             "cdir policy /proj --deletes propagate",
             "cdir policy /proj --clear",
             "cdir sync $W/data /mirror --name nightly",
-            "cdir sync /mirror $W/back --name restore-test",
+            "cdir sync /mirror local:$W/back --name restore-test",
             "cdir sync status",
             "cdir sync /proj --max-delete 150",
         ],
