@@ -15,7 +15,7 @@ from typing import Any
 
 from cdir.catalog import Provider, ReplicaState, listing, maintenance, queries
 from cdir.catalog.queries import path_of
-from cdir.errors import CdirError, NotFound, Unsafe, UsageError
+from cdir.errors import CdirError, NotFound, UsageError
 from cdir.providers import Provider as Backend
 from cdir.providers import RemoteStat
 from cdir.schema import SyncReport, TransferReport
@@ -34,6 +34,7 @@ from cdir.vdir.syncplan import (
     NewVersion,
     Problem,
     Seen,
+    check_risk,
     decide,
 )
 
@@ -126,7 +127,7 @@ class SyncOps(CopyOps):
         report.checked = sum(obs.listed.values())
         actions, reps = self._plan(obs, provs, policies)
         if not force:
-            _check_risk(actions, reps, obs, self._totals(obs, provs), provs, max_delete)
+            check_risk(actions, reps, obs.seen, self._totals(obs, provs), provs, max_delete)
         _tally(actions, report)
         if dry_run:
             report.plan = [describe(a, provs) for a in actions]
@@ -318,38 +319,6 @@ def _policy(path: str, policies: Mapping[str, str]) -> str:
         if p == "/":
             return "restore"
         p = split(p)[0]
-
-
-def _check_risk(
-    actions: list[Action],
-    reps: Mapping[str, Mapping[int, Any]],
-    obs: Observed,
-    totals: Mapping[int, int],
-    provs: Mapping[int, Provider],
-    max_delete: float,
-) -> None:
-    """Stop before a pass that would overwrite or delete more than `max_delete` of a
-    usable provider's files (a notebook that rewrote a bucket, a folder emptied by
-    mistake)."""
-    risk: dict[int, int] = {}
-    for a in actions:
-        if isinstance(a, NewVersion):
-            for pid, r in reps[a.path].items():
-                gone = obs.seen[a.path].get(pid)
-                if pid != a.source and pid not in a.same and not (gone and gone.kind == "missing"):
-                    risk[pid] = risk.get(pid, 0) + (r.state == ReplicaState.CURRENT)
-        elif isinstance(a, DeleteReplica) and a.why == "propagate":
-            risk[a.provider] = risk.get(a.provider, 0) + 1
-    for pid, n in sorted(risk.items()):
-        if pid not in totals:
-            continue  # down this pass: nothing is written there
-        total = max(totals[pid], 1)
-        if n > 1 and n > max_delete * total:
-            raise Unsafe(
-                f"sync stopped: it would overwrite or delete {n} of {provs[pid].name}'s {total} "
-                f"file(s) ({n / total:.0%}, more than --max-delete {max_delete:.0%}); nothing "
-                "was changed — see what changed with `cdir sync --dry-run`, then run with --force"
-            )
 
 
 def _tally(actions: list[Action], report: SyncReport) -> None:

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from cdir.catalog import EntryKind, Provider, ReplicaState
+from cdir.errors import Unsafe
 from cdir.schema.paths import split
 
 Kind = Literal["changed", "same", "unknown", "missing"]
@@ -331,6 +332,39 @@ def _same_bytes(a: Listed, b: Listed) -> bool:
     if a.mtime_ns is None or b.mtime_ns is None:
         return False
     return abs(a.mtime_ns - b.mtime_ns) < TOLERANCE_NS
+
+
+def check_risk(
+    actions: list[Action],
+    reps: Mapping[str, Mapping[int, Any]],
+    seen: Mapping[str, Mapping[int, Seen]],
+    totals: Mapping[int, int],
+    providers: Mapping[int, Provider],
+    max_delete: float,
+) -> None:
+    """The safety rail: Unsafe before a pass that would overwrite or delete more than
+    `max_delete` of a provider's files (`totals`: files on each provider this pass writes
+    to) — a notebook that rewrote a bucket, a folder emptied by mistake."""
+    risk: dict[int, int] = {}
+    for a in actions:
+        if isinstance(a, NewVersion):
+            for pid, r in reps[a.path].items():
+                gone = seen[a.path].get(pid)
+                if pid != a.source and pid not in a.same and not (gone and gone.kind == "missing"):
+                    risk[pid] = risk.get(pid, 0) + (r.state == ReplicaState.CURRENT)
+        elif isinstance(a, DeleteReplica) and a.why == "propagate":
+            risk[a.provider] = risk.get(a.provider, 0) + 1
+    for pid, n in sorted(risk.items()):
+        if pid not in totals:
+            continue  # down this pass: nothing is written there
+        total = max(totals[pid], 1)
+        if n > 1 and n > max_delete * total:
+            raise Unsafe(
+                f"sync stopped: it would overwrite or delete {n} of {providers[pid].name}'s "
+                f"{total} file(s) ({n / total:.0%}, more than --max-delete {max_delete:.0%}); "
+                "nothing was changed — see what changed with `cdir sync --dry-run`, then run "
+                "with --force"
+            )
 
 
 def conflict_name(path: str, mtime_ns: int | None, provider: str, now: datetime) -> str:
