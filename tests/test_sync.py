@@ -55,6 +55,8 @@ def test_a_change_on_one_provider_reaches_the_other(vdir: Any, tmp_path: Path) -
     assert both(tmp_path, "p/a.txt") == ("one, edited", "one, edited")
     assert states(vdir, "/p/a.txt") == {"laptop": ("current", 2), "archive": ("current", 2)}
     assert vdir.stat("/p/a.txt").generation == 2
+    [e] = vdir.status("/p/a.txt")  # status says when each replica was last checked
+    assert all(r.last_checked is not None and r.last_checked.tzinfo for r in e.replicas)
     assert vdir.sync(progress=False).changed == 0  # and it stays put
 
 

@@ -397,6 +397,14 @@ def ls_cmd(
         typer.echo(f"more: --after '{listing.next_cursor}'", err=True)
 
 
+# "last checked": when cdir last wrote, read or found a difference in the replica (a sync pass
+# that finds it unchanged leaves the row alone: `cdir daemon status` says when each provider
+# was last listed)
+STATUS_HEADERS = [
+    "path", "gen", "provider", "state", "holds gen", "size", "last checked", "last error"
+]  # fmt: skip
+
+
 @app.command("status")
 def status_cmd(
     path: Annotated[str, typer.Argument(help="Virtual path")] = ".",
@@ -416,6 +424,7 @@ def status_cmd(
                 "state": r.state,
                 "held": r.generation,
                 "size": r.size,
+                "checked": r.last_checked,
                 "error": r.last_error,
             }
             for e in entries
@@ -428,8 +437,8 @@ def status_cmd(
         emit(
             rows,
             fmt,
-            ["path", "generation", "provider", "state", "held", "size", "error"],
-            headers=["path", "gen", "provider", "state", "holds gen", "size", "last error"],
+            ["path", "generation", "provider", "state", "held", "size", "checked", "error"],
+            headers=STATUS_HEADERS,
         )
     else:
         emit(entries, fmt, ["path", "kind", "size", "generation", "replicas"])

@@ -16,6 +16,7 @@ class ReplicaOut(BaseModel):
     mtime: datetime | None = None
     fingerprint: str | None = None
     last_error: str | None = None
+    last_checked: datetime | None = None  # when a write, a read or a sync pass last saw it
 
 
 class EntryOut(BaseModel):

@@ -180,7 +180,13 @@ def replica_out(r: Any) -> ReplicaOut:
         mtime=ns_to_dt(r.mtime_ns),
         fingerprint=r.fingerprint,
         last_error=r.last_error,
+        last_checked=_utc(getattr(r, "last_checked", None)),
     )
+
+
+def _utc(t: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; the catalog's are UTC."""
+    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
 
 
 def ns_to_dt(ns: int | None) -> datetime | None:
