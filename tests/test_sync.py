@@ -181,7 +181,17 @@ def test_an_empty_listing_is_a_fault_not_a_mass_deletion(vdir: Any, tmp_path: Pa
     shutil.rmtree(tmp_path / "archive")  # the root itself gone (unmounted): the same fault
     again = vdir.sync(progress=False)
     assert (again.errors, again.deleted, again.restored) == (rep.errors, 0, 0)
-    assert states(vdir, "/p/a.txt") == {"laptop": ("current", 2), "archive": ("stale", 1)}
+    [e] = vdir.status("/p/b.txt")  # archive's replicas say why; their state is untouched
+    [arc] = [r for r in e.replicas if r.provider == "archive"]
+    assert arc.state == "stale"  # laptop's edit made it so, not the fault
+    assert arc.last_error.startswith("archive unreachable since ")
+    assert arc.last_error.endswith("UTC: " + rep.errors[0].removeprefix("archive: "))
+    shutil.copytree(tmp_path / "laptop", tmp_path / "archive")  # the disk is back
+    vdir.sync(progress=False)
+    [e] = vdir.status("/p/b.txt")
+    assert [r.last_error for r in e.replicas] == [None, None]  # cleared once listed again
+    # archive's copies hold the catalog's bytes again: adopted, no new generation
+    assert states(vdir, "/p/a.txt") == {"laptop": ("current", 2), "archive": ("current", 2)}
 
 
 def test_the_cli_prints_the_plan_and_a_summary(cli: Any, tmp_path: Path) -> None:

@@ -124,6 +124,12 @@ CASES: list[tuple[str, Any, dict[int, Any], dict[int, Seen], bool, list[Any]]] =
         [ConflictCopy(F, 1, "p/f.txt", "/p/f.conflict-20231114T221310Z-a.txt", listed(6, -10), HOME)],
     ),
     (
+        "a stale replica put back to the catalog's bytes: adopted, no new generation",
+        entry(), {1: rep(1, gen=1, state="stale"), 2: rep(2)},
+        {1: Seen("changed", listed(5, 0), rep(1, gen=1, state="stale"))}, False,
+        [Adopt(F, 1, listed(5, 0))],
+    ),
+    (
         "listed unchanged but marked missing: current again",
         entry(), {1: rep(1, state="missing"), 2: rep(2)},
         {1: Seen("same", listed(5, 0), rep(1, state="missing"))}, False,

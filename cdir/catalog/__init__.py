@@ -2,7 +2,7 @@
 Tables (`models`), the engine and transactions (`db`), and the operations vdir needs as
 functions over a session (`queries` reads, `writes` writes)."""
 
-from cdir.catalog import jobs, leases, queries, writes
+from cdir.catalog import jobs, leases, queries, registry, writes
 from cdir.catalog.db import Database
 from cdir.catalog.models import Entry, EntryKind, Event, Job, Provider, Replica, ReplicaState
 
@@ -18,5 +18,6 @@ __all__ = [
     "jobs",
     "leases",
     "queries",
+    "registry",
     "writes",
 ]

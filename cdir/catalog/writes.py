@@ -13,10 +13,9 @@ from typing import Any, Protocol
 from sqlalchemy import bindparam, delete, func, insert, literal, select, update
 from sqlmodel import Session
 
-from cdir.catalog.models import EntryKind, Event, Provider, ReplicaState, table, utcnow
+from cdir.catalog.models import EntryKind, Event, ReplicaState, table, utcnow
 from cdir.catalog.queries import (
     ENTRY,
-    PROVIDER,
     REPLICA,
     at_or_below,
     below,
@@ -389,25 +388,3 @@ def pending_replicas(s: Session, wanted: Sequence[tuple[int, Iterable[int]]]) ->
     ]
     if rows:
         s.execute(insert(REPLICA), rows)
-
-
-# --- providers -------------------------------------------------------------------------------
-def add_provider(s: Session, row: Provider) -> None:
-    s.add(row)
-    s.flush()  # the row gets its id
-
-
-def update_provider(s: Session, provider_id: int, values: Mapping[str, Any]) -> None:
-    s.execute(update(PROVIDER).where(PROVIDER.c.id == provider_id).values(**values))
-
-
-def forget_provider(s: Session, provider_id: int) -> None:
-    """Delete a provider with its replica rows; preferences for it are cleared (the files
-    stay on the provider)."""
-    s.execute(delete(REPLICA).where(REPLICA.c.provider_id == provider_id))
-    s.execute(
-        update(ENTRY)
-        .where(ENTRY.c.preferred_provider_id == provider_id)
-        .values(preferred_provider_id=None)
-    )
-    s.execute(delete(PROVIDER).where(PROVIDER.c.id == provider_id))

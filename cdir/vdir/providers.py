@@ -8,7 +8,7 @@ import re
 import time
 from typing import Any
 
-from cdir.catalog import Provider, maintenance, queries, writes
+from cdir.catalog import Provider, maintenance, queries, registry
 from cdir.errors import AlreadyExists, CdirError, UsageError
 from cdir.providers import Provider as Backend
 from cdir.providers import load_provider_class
@@ -66,7 +66,7 @@ class ProviderOps(Core):
             location=location,
         )
         with self.db.transaction(write=True) as s:
-            writes.add_provider(s, row)
+            registry.add_provider(s, row)
             self.event(s, "provider.add", "/", name, {"kind": kind})
         return self._provider_out(row, dict(backend.secrets))
 
@@ -113,7 +113,7 @@ class ProviderOps(Core):
         if location is not None:
             values["location"] = location or None
         with self.db.transaction(write=True) as s:
-            writes.update_provider(s, row.id or 0, values)
+            registry.update_provider(s, row.id or 0, values)
             detail = {"options": changed, "secrets": changed_secrets}
             self.event(s, "provider.set", "/", name, detail | {"kind": row.kind})
         self._drop_backend(name)
@@ -170,7 +170,7 @@ class ProviderOps(Core):
                     f"provider {name!r} holds {n} replica(s); use --force to forget them "
                     "(the files stay on the provider)"
                 )
-            writes.forget_provider(s, row.id or 0)
+            registry.forget_provider(s, row.id or 0)
             maintenance.set_poll_interval(s, name, None)  # its poll interval goes with it
             self.event(s, "provider.remove", "/", name, {"replicas": n})
         if row.secret_ref:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from cdir.catalog import Provider, ReplicaState, listing, maintenance, queries
+from cdir.catalog import Provider, ReplicaState, listing, maintenance, queries, registry
 from cdir.catalog.queries import path_of
 from cdir.errors import CdirError, NotFound, UsageError
 from cdir.providers import Provider as Backend
@@ -158,23 +158,35 @@ class SyncOps(CopyOps):
                 gone = listing.unlisted(s, p.id, vp)
                 listing.finish(s)
         except CdirError as exc:
-            report.errors.append(f"{p.name}: not synced: {exc}")
-            report.failed += 1
-            obs.down.add(p.id)
+            self._down(p, str(exc), report, obs)
             return
         held = (ReplicaState.CURRENT, ReplicaState.STALE)  # rows whose file should be there
         present = sum(r.state in held and r.deleted_at is None for r in gone)
         if n == 0 and present and not force:
-            report.errors.append(
-                f"{p.name}: listed no file below {vp}, but the catalog has {present} there; "
-                "taken for a fault (an unmounted disk, a wrong bucket?), nothing changed "
-                "there — if they really were deleted, run `cdir sync --force`"
+            why = (
+                f"listed no file below {vp}, but the catalog has {present} there; taken for "
+                "a fault (an unmounted disk, a wrong bucket?), nothing changed there — if they "
+                "really were deleted, run `cdir sync --force`"
             )
-            report.failed += 1
-            obs.down.add(p.id)
+            self._down(p, why, report, obs, prefix="")
             return
         obs.listed[p.id] = n
+        self.db.write(lambda s: registry.mark_up(s, p.id or 0, p.name))
         self._note(self.backend(p.name), p.id, diff, new, gone, obs)
+
+    def _down(
+        self,
+        p: Provider,
+        why: str,
+        report: SyncReport,
+        obs: Observed,
+        prefix: str = "not synced: ",
+    ) -> None:
+        """Leave `p` out of this pass; its replicas keep their state and carry the reason."""
+        report.errors.append(f"{p.name}: {prefix}{why}")
+        report.failed += 1
+        obs.down.add(p.id or 0)
+        self.db.write(lambda s: registry.mark_down(s, p.id or 0, p.name, why))
 
     def _files_below(self, b: Backend, vp: str) -> Iterator[RemoteStat]:
         if vp != "/":

@@ -107,7 +107,8 @@ class MarkMissing:
 
 @dataclass(frozen=True)
 class Adopt:
-    """A file found where the provider had no replica row, holding the entry's bytes."""
+    """A file holding the entry's bytes where the provider had no replica row, or a row
+    that was not current (a replica put back by hand)."""
 
     path: str
     provider: int
@@ -220,8 +221,8 @@ def _versions(
     for pid, sn in seen.items():
         if sn.listed is None or sn.kind == "same":
             continue
-        if sn.kind == "unknown" and entry is not None and _same_bytes(sn.listed, _of(entry)):
-            adopted.append(Adopt(path, pid, sn.listed))
+        if entry is not None and _same_bytes(sn.listed, _of(entry)) and not _current(sn, entry):
+            adopted.append(Adopt(path, pid, sn.listed))  # found, or put back, as it should be
             continue
         versions[pid] = sn.listed
         r = sn.replica
@@ -314,6 +315,15 @@ def _holders(
         and r.state == ReplicaState.CURRENT
         and r.generation == entry.generation
         and (pid not in seen or seen[pid].kind == "same")
+    )
+
+
+def _current(sn: Seen, entry: Any) -> bool:
+    """Whether the row says this replica held the entry's version: then a change to it is
+    a change, whatever its bytes look like."""
+    r = sn.replica
+    return bool(
+        r is not None and r.state == ReplicaState.CURRENT and r.generation == entry.generation
     )
 
 
