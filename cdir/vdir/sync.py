@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -18,21 +19,16 @@ from cdir.catalog.queries import path_of
 from cdir.errors import CdirError, NotFound, UsageError
 from cdir.providers import Provider as Backend
 from cdir.providers import RemoteStat
-from cdir.schema import SyncReport, TransferReport
+from cdir.schema import SyncReport
 from cdir.schema.paths import split
 from cdir.vdir.copies import CopyOps
 from cdir.vdir.plan import FileJob, ReplicaSource, read_order, remote_of
-from cdir.vdir.syncapply import Applier, describe
+from cdir.vdir.syncapply import Applier, add_copies, counts, describe, tally
 from cdir.vdir.syncplan import (
     Action,
-    ConflictCopy,
     Context,
-    DeleteReplica,
     Kind,
     Listed,
-    MarkMissing,
-    NewVersion,
-    Problem,
     Seen,
     check_risk,
     decide,
@@ -120,43 +116,59 @@ class SyncOps(CopyOps):
             provs = queries.providers_by_id(s)
             policies = maintenance.delete_policies(s)
         obs = Observed()
-        for p in provs.values():
-            if p.enabled and (chosen is None or p.id in chosen):
-                self._observe(p, vp, obs, report, force)
+        listed = [p for p in provs.values() if p.enabled and (chosen is None or p.id in chosen)]
+        # every provider is listed at once (their listings wait on the network or the disk,
+        # each in a catalog session of its own); what they found is then taken in order
+        with ThreadPoolExecutor(max(len(listed), 1), thread_name_prefix="cdir-list") as pool:
+            found = [pool.submit(self._compare, p, vp) for p in listed]
+        for p, f in zip(listed, found, strict=True):
+            self._observe(p, vp, f, obs, report, force)
         report.providers = sorted(provs[pid].name for pid in obs.listed)
         report.checked = sum(obs.listed.values())
         actions, reps = self._plan(obs, provs, policies)
         if not force:
             check_risk(actions, reps, obs.seen, self._totals(obs, provs), provs, max_delete)
-        _tally(actions, report)
+        tally(actions, report)
         if dry_run:
             report.plan = [describe(a, provs) for a in actions]
         else:
             Applier(self, provs, report, parallel).apply(actions, obs.entries)
             self._converge(vp, provs, obs.usable(provs), report, parallel, progress)
-            self.db.write(lambda s: self.event(s, "sync", vp, None, _counts(report)))
+            self.db.write(lambda s: self.event(s, "sync", vp, None, counts(report)))
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
 
     # --- detection -------------------------------------------------------------------------
-    def _observe(
-        self, p: Provider, vp: str, obs: Observed, report: SyncReport, force: bool
-    ) -> None:
-        """List `p` below `vp` and note what differs from the catalog; a provider that
-        cannot be listed, or whose listing is empty where the catalog has files, is left
-        out of this pass (its replicas untouched)."""
+    def _compare(self, p: Provider, vp: str) -> tuple[int, Any, Any, Any]:
+        """List `p` below `vp` into a temporary table and compare it with the catalog:
+        (files listed, rows that differ, files unknown, rows not listed)."""
         assert p.id is not None
+        with self.db.transaction() as s:
+            listing.start(s)
+            n = 0
+            for batch in _batched(self._files_below(self.backend(p.name), vp)):
+                listing.add(s, [_row(st) for st in batch])
+                n += len(batch)
+            diff = listing.differing(s, p.id, vp)
+            new = listing.unknown(s, p.id)
+            gone = listing.unlisted(s, p.id, vp)
+            listing.finish(s)
+        return n, diff, new, gone
+
+    def _observe(
+        self,
+        p: Provider,
+        vp: str,
+        compared: Future[tuple[int, Any, Any, Any]],
+        obs: Observed,
+        report: SyncReport,
+        force: bool,
+    ) -> None:
+        """Note what differs on `p`; a provider that could not be listed, or whose listing
+        is empty where the catalog has files, is left out of this pass (its replicas
+        untouched, and marked)."""
         try:
-            with self.db.transaction() as s:
-                listing.start(s)
-                n = 0
-                for batch in _batched(self._files_below(self.backend(p.name), vp)):
-                    listing.add(s, [_row(st) for st in batch])
-                    n += len(batch)
-                diff = listing.differing(s, p.id, vp)
-                new = listing.unknown(s, p.id)
-                gone = listing.unlisted(s, p.id, vp)
-                listing.finish(s)
+            n, diff, new, gone = compared.result()
         except CdirError as exc:
             self._down(p, str(exc), report, obs)
             return
@@ -170,9 +182,9 @@ class SyncOps(CopyOps):
             )
             self._down(p, why, report, obs, prefix="")
             return
-        obs.listed[p.id] = n
+        obs.listed[p.id or 0] = n
         self.db.write(lambda s: registry.mark_up(s, p.id or 0, p.name))
-        self._note(self.backend(p.name), p.id, diff, new, gone, obs)
+        self._note(self.backend(p.name), p.id or 0, diff, new, gone, obs)
 
     def _down(
         self,
@@ -301,7 +313,7 @@ class SyncOps(CopyOps):
                 progress=progress,
                 action="sync",
             )
-            _add(report, rep)
+            add_copies(report, rep)
 
 
 class _Homes:
@@ -331,34 +343,6 @@ def _policy(path: str, policies: Mapping[str, str]) -> str:
         if p == "/":
             return "restore"
         p = split(p)[0]
-
-
-def _tally(actions: list[Action], report: SyncReport) -> None:
-    for a in actions:
-        if isinstance(a, NewVersion):
-            report.imported += a.imported
-            report.changed += not a.imported
-        elif isinstance(a, ConflictCopy):
-            report.conflicts += 1
-        elif isinstance(a, MarkMissing):
-            report.restored += 1
-        elif isinstance(a, DeleteReplica):
-            report.deleted += 1
-        elif isinstance(a, Problem):
-            report.errors.append(f"{a.path}: {a.message}")
-            report.failed += 1
-
-
-def _counts(r: SyncReport) -> dict[str, int]:
-    keys = ("checked", "changed", "imported", "conflicts", "restored", "deleted", "copied")
-    return {k: getattr(r, k) for k in keys}
-
-
-def _add(report: SyncReport, rep: TransferReport) -> None:
-    report.copied += rep.files
-    report.bytes += rep.bytes
-    report.failed += rep.failed
-    report.errors += rep.errors
 
 
 def _listed_rep(r: Any) -> Rep:

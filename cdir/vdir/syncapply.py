@@ -14,7 +14,7 @@ from cdir.catalog.models import utcnow
 from cdir.catalog.writes import Version
 from cdir.errors import CdirError, NotFound
 from cdir.providers import RemoteStat
-from cdir.schema import SyncReport
+from cdir.schema import SyncReport, TransferReport
 from cdir.vdir import engine
 from cdir.vdir.base import BATCH, actor_name, bind
 from cdir.vdir.moves import move_file
@@ -201,6 +201,36 @@ def _existing(s: Any, items: list[tuple[int, int, str, dict[str, Any]]]) -> list
 def _delete_one(b: Any, remote: str) -> None:
     with contextlib.suppress(NotFound):  # already gone is what was wanted
         b.delete(remote)
+
+
+def tally(actions: Sequence[Action], report: SyncReport) -> None:
+    """The report's counts of what a plan does (also for a dry run)."""
+    for a in actions:
+        if isinstance(a, NewVersion):
+            report.imported += a.imported
+            report.changed += not a.imported
+        elif isinstance(a, ConflictCopy):
+            report.conflicts += 1
+        elif isinstance(a, MarkMissing):
+            report.restored += 1
+        elif isinstance(a, DeleteReplica):
+            report.deleted += 1
+        elif isinstance(a, Problem):
+            report.errors.append(f"{a.path}: {a.message}")
+            report.failed += 1
+
+
+def counts(r: SyncReport) -> dict[str, int]:
+    keys = ("checked", "changed", "imported", "conflicts", "restored", "deleted", "copied")
+    return {k: getattr(r, k) for k in keys}
+
+
+def add_copies(report: SyncReport, rep: TransferReport) -> None:
+    """What the copy step did, into the pass's report."""
+    report.copied += rep.files
+    report.bytes += rep.bytes
+    report.failed += rep.failed
+    report.errors += rep.errors
 
 
 def describe(a: Action, provs: Mapping[int, Provider]) -> str:
