@@ -394,3 +394,23 @@ def test_an_unreachable_server_in_the_cli(
             "cdir: error: cannot open the catalog postgresql://cdir:***@"
         )
         assert "s3cret-pw" not in r.err and "Traceback" not in r.err
+
+
+def test_psycopg_warnings_never_reach_the_terminal() -> None:
+    """A batch that fails in a race (a unique key another writer took) makes psycopg log
+    "error ignored terminating <Pipeline…>: pipeline aborted" while Database.write runs the
+    batch again; seen on stderr of a `cdir put` that succeeded. In a process of its own
+    (pytest would catch the record), with no handler of cdir's logging's last resort would
+    print it."""
+    from tests.conftest import pg_schema
+
+    script = (
+        "import logging, sys\n"
+        "from cdir.catalog import Database\n"
+        "db = Database(sys.argv[1])\n"
+        "logging.getLogger('psycopg').warning('error ignored terminating <Pipeline>: aborted')\n"
+        "db.close()\n"
+    )
+    with pg_schema() as url:
+        r = subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True)
+    assert (r.returncode, r.stderr) == (0, "")

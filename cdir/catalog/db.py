@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
@@ -102,6 +103,11 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
+    # psycopg logs "error ignored terminating <Pipeline…>: pipeline aborted" when a batch
+    # fails in a race (a unique key another writer took): the error itself reaches
+    # Database.write, which runs the batch again; the log line would only reach the user's
+    # terminal through logging's last-resort handler
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
     try:
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     except (SQLAlchemyError, ImportError) as exc:
