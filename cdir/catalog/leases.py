@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, text, update
 from sqlmodel import Session
 
-from cdir.catalog.models import Lease, table, utcnow
+from cdir.catalog.models import Lease, as_utc, table, utcnow
 from cdir.schema.paths import is_within
 
 LEASE = table(Lease)
@@ -93,10 +93,7 @@ def take(
 
 
 def _gone(r: Any, host: str, now: datetime, alive: Callable[[int], bool]) -> bool:
-    expires = r.expires_at
-    if expires.tzinfo is None:  # SQLite hands back naive UTC
-        expires = expires.replace(tzinfo=now.tzinfo)
-    return bool(expires < now or (r.host == host and not alive(r.pid)))
+    return bool(as_utc(r.expires_at) < now or (r.host == host and not alive(r.pid)))
 
 
 def renew(s: Session, ids: list[int], ttl: timedelta) -> None:

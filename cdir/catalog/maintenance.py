@@ -53,8 +53,12 @@ def get_state(s: Session, key: str) -> str | None:
     return s.execute(select(STATE.c.value).where(STATE.c.key == key)).scalar_one_or_none()
 
 
-def set_state(s: Session, key: str, value: str) -> None:
-    """Set a key (an insert that races another is a Conflict: `Database.write` runs again)."""
+def set_state(s: Session, key: str, value: str | None) -> None:
+    """Set a key, or with None drop it (an insert that races another is a Conflict:
+    `Database.write` runs again)."""
+    if value is None:
+        s.execute(delete(STATE).where(STATE.c.key == key))
+        return
     done = s.execute(sql_update(STATE).where(STATE.c.key == key).values(value=value))
     if not done.rowcount:  # type: ignore[attr-defined]
         s.execute(insert(STATE).values(key=key, value=value))
@@ -68,45 +72,17 @@ def last_gc(s: Session) -> datetime | None:
 DELETES = "deletes:"  # catalog_state key prefix: a directory's delete policy (sync)
 
 
-def delete_policies(s: Session) -> dict[str, str]:
-    """Directory path → its delete policy ("restore" or "propagate"), where one was set."""
-    q = select(STATE.c.key, STATE.c.value).where(STATE.c.key.like(DELETES + "%"))
-    return {k.removeprefix(DELETES): v for k, v in s.execute(q).all()}
-
-
-def set_delete_policy(s: Session, path: str, policy: str | None) -> None:
-    """Set a directory's delete policy; None clears it (the parent's applies again)."""
-    if policy is None:
-        s.execute(delete(STATE).where(STATE.c.key == DELETES + path))
-    else:
-        set_state(s, DELETES + path, policy)
+def states(s: Session, prefix: str) -> dict[str, str]:
+    """Every key that starts with `prefix` (the prefix taken off) → its value."""
+    q = select(STATE.c.key, STATE.c.value).where(
+        STATE.c.key.like(like_escape(prefix) + "%", escape="\\")
+    )
+    return {k.removeprefix(prefix): v for k, v in s.execute(q).all()}
 
 
 # --- the sync daemon: poll intervals, registrations, recent passes ----------------------------
 POLL = "poll:"  # catalog_state key prefix: a provider's poll interval in seconds (by name)
 DAEMON = "daemon"  # a daemon's registration (SQLite: this one key; PostgreSQL: `daemon:…`)
-
-
-def poll_intervals(s: Session) -> dict[str, int]:
-    """Provider name → its poll interval in seconds, where one was set."""
-    q = select(STATE.c.key, STATE.c.value).where(STATE.c.key.like(POLL + "%"))
-    return {k.removeprefix(POLL): int(v) for k, v in s.execute(q).all()}
-
-
-def set_poll_interval(s: Session, provider: str, seconds: int | None) -> None:
-    """Set a provider's poll interval; None drops it (the default applies)."""
-    if seconds is None:
-        s.execute(delete(STATE).where(STATE.c.key == POLL + provider))
-    else:
-        set_state(s, POLL + provider, str(seconds))
-
-
-def daemon_registrations(s: Session) -> dict[str, str]:
-    """Key → value of every daemon registration (`daemon`, `daemon:<host>:<pid>`)."""
-    q = select(STATE.c.key, STATE.c.value).where(
-        or_(STATE.c.key == DAEMON, STATE.c.key.like(DAEMON + ":%"))
-    )
-    return {k: v for k, v in s.execute(q).all()}
 
 
 def delete_state(s: Session, keys: list[str]) -> None:

@@ -19,6 +19,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(t: datetime) -> datetime:
+    """A catalog time, aware: SQLite hands back naive datetimes (stored as UTC)."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
 class ReplicaState(StrEnum):
     """Where a replica stands against its entry's current generation (DESIGN.md §2)."""
 

@@ -46,6 +46,7 @@ class Capabilities:
     server_side_move: bool = False
     max_name_bytes: int = 255
     max_parallel: int = 0  # transfers at once that still help; 0 = as many as asked
+    local_folder: bool = False  # the root is a folder of this machine (the daemon watches it)
     # writes go through TMP_PREFIX names that a killed writer leaves behind, which
     # `reap_temporaries` removes (object stores' uploads in flight are not files)
     temporaries: bool = False

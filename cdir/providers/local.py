@@ -70,6 +70,7 @@ class LocalProvider(Provider):
         # measured: from Python, several threads copying small files contend for the GIL and
         # are slower than one; a network mount may want more (option max_parallel)
         max_parallel=1,
+        local_folder=True,
         temporaries=True,
     )
     options = (

@@ -13,7 +13,9 @@ from typing import Any
 
 from cdir import pids
 from cdir.catalog import Provider, maintenance, queries
-from cdir.errors import Conflict, UsageError
+from cdir.catalog.models import as_utc
+from cdir.errors import Conflict, MissingDependency, UsageError
+from cdir.providers import load_provider_class
 from cdir.schema import DaemonOut, DaemonStatusOut, PassOut, PollOut
 from cdir.schema.models import DEFAULT_POLL_S
 from cdir.vdir.base import Core
@@ -61,14 +63,15 @@ class DaemonOps(Core):
         goes back to the default (DEFAULT_POLL_S)."""
         seconds = None if every is None else parse_poll(every)
         row = self.provider_row(name)
-        self.db.write(lambda s: maintenance.set_poll_interval(s, name, seconds))
+        every_s = None if seconds is None else str(seconds)
+        self.db.write(lambda s: maintenance.set_state(s, maintenance.POLL + name, every_s))
         return _poll_out(row, seconds)
 
     def polls(self) -> list[PollOut]:
         """Every provider, by name, with its poll interval (read without the vault)."""
         with self.db.transaction() as s:
             rows = sorted(queries.providers(s), key=lambda p: p.name)
-            chosen = maintenance.poll_intervals(s)
+            chosen = {k: int(v) for k, v in maintenance.states(s, maintenance.POLL).items()}
         return [_poll_out(r, chosen.get(r.name)) for r in rows]
 
     # --- registrations ---------------------------------------------------------------------
@@ -80,7 +83,7 @@ class DaemonOps(Core):
         me = DaemonOut(host=socket.gethostname(), pid=os.getpid(), since=now, heartbeat=now)
 
         def work(s: Any) -> DaemonOut | None:
-            regs = _parsed(maintenance.daemon_registrations(s))
+            regs = _parsed(_registrations(s))
             live = [d for d in regs.values() if _alive(d, now) and not _same(d, me)]
             if live and not self.db.is_postgres:
                 return live[0]
@@ -117,7 +120,7 @@ class DaemonOps(Core):
     def daemons(self) -> list[DaemonOut]:
         """The registered daemons, oldest first, each marked alive or not."""
         with self.db.transaction() as s:
-            regs = _parsed(maintenance.daemon_registrations(s))
+            regs = _parsed(_registrations(s))
         now = _now()
         found = [d.model_copy(update={"alive": _alive(d, now)}) for d in regs.values()]
         return sorted(found, key=lambda d: d.since)
@@ -128,7 +131,7 @@ class DaemonOps(Core):
         journal also has a "sync" event per batch of copies: those are left out)."""
         with self.db.transaction() as s:
             rows = maintenance.recent_events(s, "sync", limit, key="checked")
-        return [PassOut(at=_aware(r.at), path=r.path, **_counts(r.detail)) for r in rows]
+        return [PassOut(at=as_utc(r.at), path=r.path, **_counts(r.detail)) for r in rows]
 
     def daemon_status(self, limit: int = 10) -> DaemonStatusOut:
         daemons = self.daemons()
@@ -155,8 +158,22 @@ def _poll_out(row: Provider, seconds: int | None) -> PollOut:
         poll_s=every,
         poll=format_poll(every),
         default=seconds is None,
-        watched=row.kind == "local" and row.enabled,
+        watched=row.enabled and _local_folder(row.kind),
     )
+
+
+def _local_folder(kind: str) -> bool:
+    """Whether providers of `kind` keep their files in a folder of this machine (one a
+    watcher can follow); a kind whose SDK is not installed is taken not to."""
+    try:
+        return load_provider_class(kind).capabilities.local_folder
+    except MissingDependency:
+        return False
+
+
+def _registrations(s: Any) -> dict[str, str]:
+    """Key → value of every daemon registration (`daemon`, `daemon:<host>:<pid>`)."""
+    return {maintenance.DAEMON + k: v for k, v in maintenance.states(s, maintenance.DAEMON).items()}
 
 
 def _parsed(regs: dict[str, str]) -> dict[str, DaemonOut]:
@@ -172,7 +189,7 @@ def _parsed(regs: dict[str, str]) -> dict[str, DaemonOut]:
 def _alive(d: DaemonOut, now: datetime) -> bool:
     """On this host the pid decides (a killed daemon is taken over at once); on another,
     the heartbeat does."""
-    age = now - _aware(d.heartbeat)
+    age = now - as_utc(d.heartbeat)
     if d.host == socket.gethostname():
         return d.pid > 0 and pids.alive(d.pid) and age < REUSED
     return age < BEAT_TTL
@@ -189,7 +206,3 @@ def _counts(detail: Any) -> dict[str, int]:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)  # SQLite hands back naive UTC

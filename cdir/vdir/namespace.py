@@ -11,6 +11,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from cdir.catalog import EntryKind, queries, writes
+from cdir.catalog.models import as_utc
 from cdir.catalog.queries import like_escape, path_of
 from cdir.errors import AlreadyExists, NotADirectory, NotFound, UsageError
 from cdir.schema import EntryOut, ReplicaOut
@@ -180,13 +181,8 @@ def replica_out(r: Any) -> ReplicaOut:
         mtime=ns_to_dt(r.mtime_ns),
         fingerprint=r.fingerprint,
         last_error=r.last_error,
-        last_checked=_utc(getattr(r, "last_checked", None)),
+        last_checked=as_utc(r.last_checked) if getattr(r, "last_checked", None) else None,
     )
-
-
-def _utc(t: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; the catalog's are UTC."""
-    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
 
 
 def ns_to_dt(ns: int | None) -> datetime | None:

@@ -171,7 +171,9 @@ class ProviderOps(Core):
                     "(the files stay on the provider)"
                 )
             registry.forget_provider(s, row.id or 0)
-            maintenance.set_poll_interval(s, name, None)  # its poll interval goes with it
+            maintenance.set_state(
+                s, maintenance.POLL + name, None
+            )  # its poll interval goes with it
             self.event(s, "provider.remove", "/", name, {"replicas": n})
         if row.secret_ref:
             self.vault.delete(row.secret_ref)

@@ -96,9 +96,9 @@ class SyncOps(CopyOps):
         if deletes is not None and deletes not in POLICIES:
             raise UsageError(f"--deletes takes {' or '.join(POLICIES)}, not {deletes!r}")
         if deletes is not None or clear:
-            self.db.write(lambda s: maintenance.set_delete_policy(s, vp, deletes))
+            self.db.write(lambda s: maintenance.set_state(s, maintenance.DELETES + vp, deletes))
         with self.db.transaction() as s:
-            return _policy(vp, maintenance.delete_policies(s))
+            return _policy(vp, maintenance.states(s, maintenance.DELETES))
 
     def _pass(
         self,
@@ -114,7 +114,7 @@ class SyncOps(CopyOps):
         report = SyncReport(dry_run=dry_run)
         with self.db.transaction() as s:
             provs = queries.providers_by_id(s)
-            policies = maintenance.delete_policies(s)
+            policies = maintenance.states(s, maintenance.DELETES)
         obs = Observed()
         listed = [p for p in provs.values() if p.enabled and (chosen is None or p.id in chosen)]
         # every provider is listed at once (their listings wait on the network or the disk,
