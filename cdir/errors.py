@@ -3,12 +3,14 @@
     CdirError
     ├── InvalidPath (ValueError)          a virtual or provider path that cdir refuses
     ├── UsageError (ValueError)           bad arguments or options
+    ├── Unauthorized (PermissionError)    no or a wrong token for the cdir service
     ├── NotFound (FileNotFoundError)
     ├── AlreadyExists (FileExistsError)
     ├── NotADirectory (NotADirectoryError)
     ├── IsADirectory (IsADirectoryError)
     ├── Conflict                          concurrent change, precondition failed
-    │   └── Busy                          another command holds the subtree (retryable)
+    │   ├── Busy                          another command holds the subtree (retryable)
+    │   └── PreconditionFailed            a conditional write met another generation
     ├── Unsupported (NotImplementedError) the provider cannot do this (see its capabilities)
     ├── MissingDependency (ImportError)   an optional SDK is not installed
     ├── VaultError                        wrong passphrase, tampered or unreadable vault
@@ -52,6 +54,10 @@ class UsageError(CdirError, ValueError):
     pass
 
 
+class Unauthorized(CdirError, PermissionError):
+    """A request to the cdir service without its token (or with a wrong one)."""
+
+
 class NotFound(CdirError, FileNotFoundError):
     pass
 
@@ -74,6 +80,10 @@ class Conflict(CdirError):
 
 class Busy(Conflict):
     retryable = True
+
+
+class PreconditionFailed(Conflict):
+    """A conditional write found another generation than the one it was made against."""
 
 
 class Unsupported(CdirError, NotImplementedError):
@@ -158,3 +168,29 @@ def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
     return first or type(exc).__name__
+
+
+# How the REST API reports each error (status, code), most specific first; the CLI's client
+# turns a code back into its error, so a command gives the same message and exit code
+# through the service as directly.
+HTTP_STATUS: tuple[tuple[type[CdirError], int, str], ...] = (
+    (InvalidPath, 400, "invalid_path"),
+    (Unauthorized, 401, "unauthorized"),
+    (UsageError, 400, "bad_request"),
+    (NotFound, 404, "not_found"),
+    (AlreadyExists, 409, "already_exists"),
+    (NotADirectory, 409, "not_a_directory"),
+    (IsADirectory, 409, "is_a_directory"),
+    (PreconditionFailed, 412, "precondition_failed"),
+    (Busy, 409, "busy"),
+    (Conflict, 409, "conflict"),
+    (Unsafe, 409, "unsafe"),
+    (Unsupported, 400, "unsupported"),
+    (MissingDependency, 400, "missing_dependency"),
+    (Unavailable, 503, "provider_unavailable"),
+    (AuthError, 503, "provider_auth"),
+    (ProviderError, 503, "provider_error"),
+    (VaultError, 503, "vault"),
+    (CatalogError, 503, "catalog"),
+    (Interrupted, 503, "interrupted"),
+)

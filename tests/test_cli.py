@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,20 @@ import pytest
 from tests.conftest import make_tree
 
 TREE = {"a/a.txt": "A", "a/b/b.txt": "BB", "a/b/c/c.txt": "CCC"}
+
+
+@pytest.fixture(params=["direct", "service"])
+def cli(request: pytest.FixtureRequest, cli: Any, home: Path) -> Iterator[Any]:
+    """Every test twice: on the catalog itself, and as the client of a running service of
+    the same home (same output and exit codes expected)."""
+    if request.param == "direct":
+        yield cli
+        return
+    from tests.service import running_service
+
+    home.mkdir(parents=True, exist_ok=True)
+    with running_service(home):
+        yield cli
 
 
 @pytest.fixture
@@ -139,7 +154,7 @@ def test_unique_prefixes(two: Any) -> None:
         ),
         (
             ["provider", "add", "z", "--kind", "ftp", "--root", "/"],
-            "cdir: error: unknown provider kind 'ftp' (known: azure, gcs, local, memory, s3, sftp, webdav)\n",
+            "cdir: error: unknown provider kind 'ftp' (known: azure, box, dropbox, gcs, gdrive, libcloud, local, memory, onedrive, s3, sftp, webdav)\n",
             2,
         ),
         (
@@ -165,7 +180,11 @@ def test_duplicate_directory(two: Any) -> None:
 
 
 def test_vault_keeps_secrets_out_of_the_catalog_and_config_list(
-    cli: Any, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Any,
+    tmp_path: Path,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     secret = "s3cr3t-password-value"
     r = _add_box(cli, "-O", f"password={secret}")
@@ -180,6 +199,8 @@ def test_vault_keeps_secrets_out_of_the_catalog_and_config_list(
     ):
         out = cli(*args)
         assert out.code == 0 and secret not in out.out and "****" in out.out
+    if "[service]" in request.node.name:
+        return  # the vault is the service's, opened with its own passphrase: not the client's
     # the wrong passphrase: one clear line
     monkeypatch.setenv("CDIR_VAULT_PASSPHRASE", "wrong")
     r = cli("provider", "test", "box")

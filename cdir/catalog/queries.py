@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Row, String, bindparam, func, or_, select, type_coerce
 from sqlmodel import Session
 
-from cdir.catalog.models import Entry, EntryKind, Provider, Replica, ReplicaState, table
+from cdir.catalog.models import Entry, EntryKind, Event, Provider, Replica, ReplicaState, table
 from cdir.schema.paths import split
 
 ENTRY, REPLICA, PROVIDER = table(Entry), table(Replica), table(Provider)
@@ -77,6 +77,29 @@ def entry_at(s: Session, path: str) -> Row[Any] | None:
         ENTRY.c.dirname == d, ENTRY.c.basename == b, ENTRY.c.deleted_at.is_(None)
     )
     return s.execute(q).first()
+
+
+def entry_with_id(s: Session, entry_id: int) -> Row[Any] | None:
+    """The live entry whose id is `entry_id` (ids stay with an entry through new versions
+    and moves), or None."""
+    q = select(*ENTRY_COLS).where(ENTRY.c.id == entry_id, ENTRY.c.deleted_at.is_(None))
+    return s.execute(q).first()
+
+
+def events_after(s: Session, after: int, limit: int) -> list[Event]:
+    """Journal events with an id above `after`, oldest first."""
+    q = select(Event).where(Event.id > after).order_by(Event.id).limit(limit)  # type: ignore[operator,arg-type]
+    return list(s.execute(q).scalars())
+
+
+def replica_states(s: Session) -> dict[tuple[str, str], int]:
+    """(provider name, state) → number of replicas of live entries."""
+    q = (
+        select(PROVIDER.c.name, REPLICA.c.state, func.count())
+        .select_from(REPLICA.join(PROVIDER, PROVIDER.c.id == REPLICA.c.provider_id))
+        .group_by(PROVIDER.c.name, REPLICA.c.state)
+    )
+    return {(name, str(state)): n for name, state, n in s.execute(q).all()}
 
 
 def entries_at(s: Session, paths: Iterable[str]) -> dict[str, Row[Any]]:

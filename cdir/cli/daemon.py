@@ -112,7 +112,7 @@ def run_cmd() -> None:
     from cdir.syncd import Daemon
     from cdir.syncd.daemon import setup_logging
 
-    v = cli.G.open()
+    v = cli.G.open_direct()
     v.interactive = False  # no passphrase prompt from a pass: a locked vault is a failed pass
     setup_logging()
     Daemon(v, v.settings.home).run()

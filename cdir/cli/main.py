@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,9 @@ app.add_typer(create_app, name="create")
 from cdir.cli.daemon import daemon_app  # noqa: E402  (it builds on _app, above)
 
 app.add_typer(daemon_app, name="daemon")
+from cdir.cli.service import service_app  # noqa: E402  (it builds on _app, above)
+
+app.add_typer(service_app, name="service")
 
 
 @dataclass
@@ -162,6 +166,7 @@ class Globals:
     parallel: int | None = None
     output: str = "table"
     quiet: bool = False
+    url: str | None = None
     vdir: Any = None
 
     def set(self, name: str, value: Any) -> None:
@@ -173,13 +178,43 @@ class Globals:
         setattr(self, name, value)
 
     def open(self) -> Any:
+        """The virtual directory: a running service's client when there is one (CDIR_URL,
+        --url, or the service this home started), else the catalog itself."""
         if self.vdir is None:
-            from cdir.vdir import VDir
-
             settings = _settings(self.catalog)
-            self.vdir = VDir(settings, interactive=sys.stdin.isatty())
+            target = None if self.catalog else _service_target(settings, self.url)
+            if target is None:
+                return self.open_direct()
+            from cdir.cli.client import ServiceClient
+
+            url, token, local = target
+            self.vdir = ServiceClient(url, token, settings, local=local)
             self.vdir.notice = _notice
         return self.vdir
+
+    def open_direct(self) -> Any:
+        """The catalog itself, even with a service running (the daemon, the service)."""
+        if self.vdir is None or type(self.vdir).__name__ != "VDir":
+            from cdir.vdir import VDir
+
+            self.vdir = VDir(_settings(self.catalog), interactive=sys.stdin.isatty())
+            self.vdir.notice = _notice
+        return self.vdir
+
+
+def _service_target(settings: Any, url: str | None) -> tuple[str, str, bool] | None:
+    """(URL, token, whether it is this home's own service) of the service to talk to."""
+    from cdir import service
+
+    files = service.Files(settings.home)
+    if url:
+        tok = os.environ.get(service.ENV_TOKEN) or service.token(files) or ""
+        return url.rstrip("/"), tok, False
+    found = service.client_target(files)
+    if found is None:
+        return None
+    own = not os.environ.get(service.ENV_URL)
+    return found[0], found[1], own
 
 
 G = Globals()
@@ -310,6 +345,10 @@ def main(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars or summaries")
     ] = False,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", envvar="CDIR_URL", help="Talk to the cdir service at this URL"),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -317,7 +356,7 @@ def main(
         ),
     ] = False,
 ) -> None:
-    G.catalog, G.parallel, G.quiet = catalog, parallel, quiet
+    G.catalog, G.parallel, G.quiet, G.url = catalog, parallel, quiet, url
     G.set("storage", storage or "")
     G.set("output", output or "table")
 
@@ -797,6 +836,14 @@ PollOpt = Annotated[
 ]
 
 
+HeadlessOpt = Annotated[
+    bool,
+    typer.Option(
+        "--headless", help="Sign in without a browser here: a device code or a pasted URL"
+    ),
+]
+
+
 @provider_app.command("add")
 def provider_add(
     name: Annotated[str, typer.Argument(help="A name you choose, e.g. laptop, s3-eu")],
@@ -816,13 +863,16 @@ def provider_add(
         bool, typer.Option("--no-check", help="Do not contact the provider now")
     ] = False,
     poll: PollOpt = None,
+    headless: HeadlessOpt = False,
 ) -> None:
-    """Register a provider; secrets go to the encrypted vault, never the catalog."""
+    """Register a provider; secrets go to the encrypted vault, never the catalog. A drive
+    (gdrive, onedrive, dropbox, box) asks you to sign in first."""
     from cdir.cli import daemon
 
     daemon.check_poll(poll)
     opts = _parse_options(option)
     _add_secrets(opts, secret)
+    opts = G.open().authorize_provider(name, kind, opts, headless=headless)
     p = G.open().add_provider(
         name, kind, root, opts, priority=priority, location=location, check=not no_check
     )
@@ -833,6 +883,13 @@ def provider_add(
         for k, v in p.options.items():  # including what was pinned, e.g. an SSH host key
             typer.echo(f"  {k} = {v}")
     daemon.set_poll(G.open(), name, poll)
+
+
+@provider_app.command("auth")
+def provider_auth(name: str, headless: HeadlessOpt = False) -> None:
+    """Sign in to a drive again (when its sign-in expired or was revoked)."""
+    p = G.open().reauthorize_provider(name, headless=headless)
+    typer.echo(f"signed in to {p.name} ({p.kind}: {p.root})")
 
 
 @provider_app.command("list")

@@ -12,7 +12,18 @@ from cdir.errors import MissingDependency, UsageError
 from cdir.providers.base import Provider
 
 # pip extra that brings each kind's SDK
-EXTRAS = {"sftp": "sftp", "s3": "s3", "azure": "azure", "gcs": "gcs", "webdav": "webdav"}
+EXTRAS = {
+    "sftp": "sftp",
+    "s3": "s3",
+    "azure": "azure",
+    "gcs": "gcs",
+    "webdav": "webdav",
+    "gdrive": "gdrive",
+    "onedrive": "onedrive",
+    "dropbox": "dropbox",
+    "box": "box",
+    "libcloud": "libcloud",
+}
 
 
 @cache

@@ -182,3 +182,15 @@ class DaemonStatusOut(BaseModel):
     daemons: list[DaemonOut]
     providers: list[PollOut]
     passes: list[PassOut]
+
+
+class EventOut(BaseModel):
+    """One journal event: what was done, to which path, by whom (the API's event stream)."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    path: str
+    provider: str | None = None
+    detail: dict[str, object] = {}

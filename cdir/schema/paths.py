@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import unicodedata
+from urllib.parse import unquote
 
 from cdir.errors import InvalidPath
 
@@ -82,3 +83,20 @@ def relative(path: str, ancestor: str) -> str:
     if ancestor == "/":
         return path.lstrip("/")
     return path[len(ancestor) :].lstrip("/")
+
+
+def url_path(path: str) -> str:
+    """A virtual path as it arrives in a URL (already percent-decoded once, without its
+    leading `/`): absolute and normalised, with no `.`/`..` segment nor control character in
+    any encoding — a URL names a file, it does not navigate — and whatever `normalize`
+    refuses refused."""
+    for seg in path.split("/"):
+        decoded, seen = seg, set()
+        while "%" in decoded and decoded not in seen:  # %2e%2e, %252e%252e…
+            seen.add(decoded)
+            decoded = unquote(decoded)
+        if decoded.strip() in (".", ".."):
+            raise InvalidPath(f"invalid path {shown(path)}: `.` and `..` are not allowed in a URL")
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in decoded):
+            raise InvalidPath(f"invalid path {shown(path)}: an encoded control character")
+    return normalize("/" + path)

@@ -8,6 +8,7 @@ from cdir.vdir.daemonops import DaemonOps
 from cdir.vdir.gc import GcOps
 from cdir.vdir.jobs import JobOps
 from cdir.vdir.moves import MoveOps
+from cdir.vdir.observe import ObserveOps
 from cdir.vdir.providers import ProviderOps
 from cdir.vdir.reads import ReadOps
 from cdir.vdir.scan import ScanOps
@@ -18,7 +19,18 @@ if TYPE_CHECKING:
     from cdir.vdir.protocol import VirtualDirectory
 
 
-class VDir(StreamOps, SyncOps, JobOps, ReadOps, MoveOps, ScanOps, ProviderOps, GcOps, DaemonOps):
+class VDir(
+    StreamOps,
+    SyncOps,
+    JobOps,
+    ReadOps,
+    MoveOps,
+    ScanOps,
+    ProviderOps,
+    GcOps,
+    DaemonOps,
+    ObserveOps,
+):
     """The one layer that writes the catalog and calls providers; front ends (CLI, API,
     daemon) call its methods (`cdir.vdir.protocol.VirtualDirectory`) and nothing below."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cdir.catalog import jobs
-from cdir.errors import CdirError, UsageError
+from cdir.errors import CdirError, NotFound, UsageError
 from cdir.schema import JobOut, TransferReport
 from cdir.vdir.copies import CopyOps
 from cdir.vdir.reads import ReadOps
@@ -66,7 +66,7 @@ class JobOps(CopyOps, ReadOps):
         with self.db.transaction() as s:
             row = jobs.one(s, job_id)
         if row is None:
-            raise CdirError(f"no job {job_id}")
+            raise NotFound(f"no job {job_id}")
         return _out(row)
 
     def _run(self, job_id: int, src: str, dst: str, parallel: int, progress: bool) -> None:

@@ -44,6 +44,16 @@ class NamespaceOps(Core):
             names = self._names(s, [e])
         return entry_out(e, reps.get(e.id, []), names)
 
+    def entry_by_id(self, entry_id: int) -> EntryOut:
+        """The entry whose stable id is `entry_id`, with its replicas."""
+        with self.db.transaction() as s:
+            e = queries.entry_with_id(s, entry_id)
+            if e is None:
+                raise NotFound(f"no entry with id {entry_id}")
+            reps = queries.replicas_named(s, [e.id])
+            names = self._names(s, [e])
+        return entry_out(e, reps.get(e.id, []), names)
+
     def ls(
         self,
         text: str = ".",

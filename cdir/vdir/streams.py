@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any, BinaryIO
 
 from cdir.catalog import queries
-from cdir.errors import CdirError, IsADirectory, NotFound
+from cdir.errors import CdirError, IsADirectory, NotFound, PreconditionFailed
 from cdir.schema import EntryOut, TransferReport
 from cdir.vdir import verify
 from cdir.vdir.namespace import NamespaceOps
@@ -67,15 +67,20 @@ class StreamOps(TransferOps, NamespaceOps):
         mtime_ns: int | None = None,
         *,
         to: Sequence[str] | None = None,
+        if_generation: int | None = None,
     ) -> EntryOut:
         """Land a new version of `text` from `stream` on the targets `put` would choose. The
         stream is read once, hashed (MD5) as it goes, onto the first target; the others copy
-        from there. An error if it landed nowhere (the catalog is then unchanged)."""
+        from there. An error if it landed nowhere (the catalog is then unchanged).
+        `if_generation`: only over that generation of the file (0: only where there is no
+        file), else PreconditionFailed before anything is written."""
         path = self.path(text)
         when = time.time_ns() if mtime_ns is None else mtime_ns
         job = FileJob(path, size or 0, when, StreamSource(stream, size))
         with self.db.transaction() as s:
             existing = queries.entries_at(s, [path])
+            if if_generation is not None:
+                _precondition(path, existing.get(path), if_generation)
             reps = queries.replica_map(s, [e.id for e in existing.values()])
             # a stream is always a new version: every target is written
             plan_writes(
@@ -97,6 +102,14 @@ class StreamOps(TransferOps, NamespaceOps):
         else:
             self._record([job], "write", report)
         return self.stat(path)
+
+
+def _precondition(path: str, e: Any, generation: int) -> None:
+    have = 0 if e is None or e.deleted_at is not None else e.generation
+    if have != generation:
+        raise PreconditionFailed(
+            f"{path}: is at generation {have}, not {generation} (changed meanwhile)"
+        )
 
 
 class HashingReader(io.RawIOBase):

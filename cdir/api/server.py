@@ -1,0 +1,101 @@
+"""Run the service in this process under uvicorn (`cdir service start --foreground`, and what
+`cdir service start` runs in the background): the token made if missing, the bind checked,
+the URL written where the CLI finds it, removed again on exit."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import socket
+from pathlib import Path
+
+from cdir import service
+from cdir.errors import UsageError
+from cdir.vdir.protocol import VirtualDirectory
+
+log = logging.getLogger("cdir.api")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, tls: bool, insecure: bool) -> None:
+    """A token sent in clear over a network can be read by anyone on it: refused unless
+    the user says `--insecure`."""
+    if not is_loopback(host) and not tls and not insecure:
+        raise UsageError(
+            f"refusing to serve on {host} without TLS: the token would cross the network in "
+            "clear; give --certfile and --keyfile, or --insecure if the network is trusted"
+        )
+
+
+def url_of(host: str, port: int, tls: bool) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):
+        shown = socket.gethostname()
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
+
+
+def serve(
+    vdir: VirtualDirectory,
+    home: Path,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    *,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    insecure: bool = False,
+    cors_origins: list[str] | None = None,
+    daemon_pid: int | None = None,
+) -> None:
+    import uvicorn
+
+    from cdir.api.app import create_app
+
+    tls = bool(certfile and keyfile)
+    if bool(certfile) != bool(keyfile):
+        raise UsageError("TLS needs both --certfile and --keyfile")
+    check_bind(host, tls, insecure)
+    files = service.Files(home)
+    service.token(files, create=True)
+    app = create_app(
+        vdir, service.CurrentToken(files), uploads_dir=home / "uploads", cors_origins=cors_origins
+    )
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+        log_level="info",
+        access_log=True,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    url = url_of(host, port, tls)
+    service.write_state(
+        files,
+        {
+            "url": url,
+            "pid": os.getpid(),
+            "host": host,
+            "port": port,
+            "tls": tls,
+            "daemon_pid": daemon_pid,
+        },
+    )
+    try:
+        server.run()
+    finally:
+        state = service.read_state(files)
+        if state and state.get("pid") == os.getpid():
+            service.clear_state(files)
+        vdir.close()
