@@ -34,8 +34,7 @@ def running_service(home: Path, *, register: bool = True, **app_options: Any) ->
     token = service.token(files, create=True)
     assert token
     vdir = VDir(Settings(), interactive=False)
-    app = create_app(vdir, service.CurrentToken(files), uploads_dir=home / "uploads",
-                     **app_options)
+    app = create_app(vdir, service.CurrentToken(files), uploads_dir=home / "uploads", **app_options)
     try:
         with serve_asgi(app) as url:
             if register:

@@ -26,7 +26,8 @@ def declared_length(request: Request, limit: int) -> int | None:
 
 class BodyReader(io.RawIOBase):
     """The request body as a readable stream, for a worker thread (anyio.to_thread): each
-    read takes the next chunk from the event loop. More than `limit` bytes is a 413."""
+    read takes the next chunk from the event loop. More than `limit` bytes fails the read
+    (the writer then keeps any previous version) and sets `over`: the caller answers 413."""
 
     def __init__(self, request: Request, limit: int) -> None:
         super().__init__()
@@ -34,6 +35,7 @@ class BodyReader(io.RawIOBase):
         self._buf = b""
         self._limit = limit
         self.count = 0
+        self.over = False  # more than `limit` came: the write failed for that reason
 
     def readable(self) -> bool:
         return True
@@ -52,5 +54,9 @@ class BodyReader(io.RawIOBase):
         self._buf = self._buf[n:]
         self.count += n
         if self.count > self._limit:
-            raise HTTPException(413, f"body over the limit of {self._limit} bytes")
+            self.over = True
+            raise OSError(f"the body is over the limit of {self._limit} bytes")
         return n
+
+    def too_large(self) -> HTTPException:
+        return HTTPException(413, f"body over the limit of {self._limit} bytes")

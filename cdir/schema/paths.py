@@ -99,4 +99,6 @@ def url_path(path: str) -> str:
             raise InvalidPath(f"invalid path {shown(path)}: `.` and `..` are not allowed in a URL")
         if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in decoded):
             raise InvalidPath(f"invalid path {shown(path)}: an encoded control character")
+        if "\ufffd" in decoded:  # what a server makes of bytes that are not UTF-8
+            raise InvalidPath(f"invalid path {shown(path)}: not valid UTF-8")
     return normalize("/" + path)

@@ -133,11 +133,16 @@ async def _upload(
     size = declared_length(request, limit)
     existed = expected != 0 and _exists(vdir, path)
     reader = BodyReader(request, limit)
-    e = await anyio.to_thread.run_sync(
-        lambda: vdir.write(
-            path, cast(BinaryIO, reader), size, mtime_ns, to=to, if_generation=expected
+    try:
+        e = await anyio.to_thread.run_sync(
+            lambda: vdir.write(
+                path, cast(BinaryIO, reader), size, mtime_ns, to=to, if_generation=expected
+            )
         )
-    )
+    except Exception:
+        if reader.over:
+            raise reader.too_large() from None
+        raise
     return Response(
         e.model_dump_json(), 200 if existed else 201, meta_headers(e), "application/json"
     )

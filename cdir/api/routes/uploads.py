@@ -98,7 +98,12 @@ async def put_chunk(request: Request, upload_id: UploadId, n: ChunkNo) -> Respon
     limit = request.app.state.max_chunk
     declared_length(request, limit)
     reader = BodyReader(request, limit)
-    await anyio.to_thread.run_sync(lambda: _store(reader, folder, n))
+    try:
+        await anyio.to_thread.run_sync(lambda: _store(reader, folder, n))
+    except OSError:
+        if reader.over:
+            raise reader.too_large() from None
+        raise
     return Response(status_code=204)
 
 
