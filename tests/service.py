@@ -33,7 +33,7 @@ def running_service(home: Path, *, register: bool = True, **app_options: Any) ->
     files = service.Files(home)
     token = service.token(files, create=True)
     assert token
-    vdir = VDir(Settings(), interactive=False)
+    vdir = VDir(Settings(home=home), interactive=False)
     app = create_app(vdir, service.CurrentToken(files), uploads_dir=home / "uploads", **app_options)
     try:
         with serve_asgi(app) as url:

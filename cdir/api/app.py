@@ -53,7 +53,9 @@ def create_app(
     app.state.run_in_background = lambda fn: background.submit(fn)
     errors.install(app)
 
-    api = APIRouter(prefix=PREFIX, dependencies=[Depends(require_token)])
+    api = APIRouter(
+        prefix=PREFIX, dependencies=[Depends(require_token)], responses=errors.RESPONSES
+    )
     for module in (files, entries, admin, events, uploads):
         api.include_router(module.router)
     app.include_router(api)
@@ -75,7 +77,9 @@ def create_app(
 
 def _service_routes(app: FastAPI, vdir: VirtualDirectory) -> APIRouter:
     open_router = APIRouter(tags=["service"])
-    guarded = APIRouter(tags=["service"], dependencies=[Depends(require_token)])
+    guarded = APIRouter(
+        tags=["service"], dependencies=[Depends(require_token)], responses=errors.RESPONSES
+    )
 
     @open_router.get("/healthz", summary="Liveness: the only route without a token")
     def healthz() -> dict[str, str]:

@@ -8,11 +8,38 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from cdir import errors as e
 
 log = logging.getLogger("cdir.api")
+
+class ErrorBody(BaseModel):
+    status: int
+    code: str  # stable, for programs: not_found, precondition_failed, provider_unavailable…
+    message: str  # one line, for people
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+# what any route may answer besides its success (declared in the OpenAPI document)
+RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorOut, "description": what}
+    for status, what in (
+        (400, "Bad request: an invalid path, option or argument"),
+        (401, "No token, or a wrong one"),
+        (404, "No such file, directory, provider, job or upload"),
+        (409, "In the way: exists, not empty, busy, a directory"),
+        (412, "If-Match or If-None-Match failed"),
+        (413, "Body over the limit"),
+        (416, "Range outside the file"),
+        (422, "A parameter or body field of the wrong shape"),
+        (503, "A provider, the vault or the catalog is unavailable"),
+    )
+}
 
 _HTTP_CODES = {
     400: "bad_request",

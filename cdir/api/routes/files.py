@@ -163,18 +163,37 @@ MtimeH = Annotated[int | None, Header(alias="X-Cdir-Mtime-Ns", ge=0)]
 ToQ = Annotated[list[str] | None, Query(description="providers to write to (default: all)")]
 
 
-@router.get("/files/{path:path}", summary="Read a file (the preferred current replica)")
+CONTENT: dict[int | str, dict[str, object]] = {
+    200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes"},
+    206: {"content": {"application/octet-stream": {}}, "description": "The range asked for"},
+    304: {"description": "Not modified (If-None-Match)"},
+}
+METADATA: dict[int | str, dict[str, object]] = {200: {"description": "Metadata as headers"}}
+
+
+@router.get(
+    "/files/{path:path}",
+    summary="Read a file (the preferred current replica)",
+    response_class=Response,
+    responses=CONTENT,
+)
 def get_file(vdir: V, path: str, range: RangeH = None, if_none_match: InmH = None) -> Response:
     return _download(vdir, _file(vdir, vpath(path)), None, range, if_none_match)
 
 
-@router.head("/files/{path:path}", summary="A file's metadata as headers")
+@router.head(
+    "/files/{path:path}",
+    summary="A file's metadata as headers",
+    response_class=Response,
+    responses=METADATA,
+)
 def head_file(vdir: V, path: str) -> Response:
     return _head(_file(vdir, vpath(path)))
 
 
 @router.put(
     "/files/{path:path}",
+    responses={200: {"model": EntryOut, "description": "A new version of an existing file"}},
     status_code=201,
     response_model=EntryOut,
     summary="Write a new version from the streamed body",
@@ -198,7 +217,12 @@ def delete_file(vdir: V, path: str) -> TransferReport:
     return vdir.rm([e.path], progress=False)
 
 
-@router.get("/replicas/{provider}/{path:path}", summary="Read one provider's replica")
+@router.get(
+    "/replicas/{provider}/{path:path}",
+    summary="Read one provider's replica",
+    response_class=Response,
+    responses=CONTENT,
+)
 def get_replica(
     vdir: V, provider: str, path: str, range: RangeH = None, if_none_match: InmH = None
 ) -> Response:
@@ -206,13 +230,19 @@ def get_replica(
     return _download(vdir, e, provider, range, if_none_match)
 
 
-@router.head("/replicas/{provider}/{path:path}", summary="One replica's metadata as headers")
+@router.head(
+    "/replicas/{provider}/{path:path}",
+    summary="One replica's metadata as headers",
+    response_class=Response,
+    responses=METADATA,
+)
 def head_replica(vdir: V, provider: str, path: str) -> Response:
     return _head(_replica_file(vdir, vpath(path), provider), provider)
 
 
 @router.put(
     "/replicas/{provider}/{path:path}",
+    responses={200: {"model": EntryOut, "description": "A new version of an existing file"}},
     status_code=201,
     response_model=EntryOut,
     summary="Write a new version to this provider only (the others become stale)",
