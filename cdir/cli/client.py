@@ -1,7 +1,8 @@
 """The CLI as a client of a running cdir service: `ServiceClient` implements the virtual
 directory's operations over the REST API, so the commands run unchanged and print the same.
-It imports httpx, pydantic and the shared schema only — no SQLAlchemy, no provider SDK — so
-`cdir ls` through a service starts in a fraction of the direct path's time.
+It imports the standard library's http.client (see cdir.cli.http), pydantic and the shared
+schema only — no SQLAlchemy, no provider SDK — so `cdir ls` through a service starts in a
+fraction of the direct path's time.
 
 Local files cross the wire as streams (`put` uploads each file with a PUT, `get` downloads
 with a GET), so the service may run on another machine. Operations that only make sense
@@ -21,9 +22,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-import httpx
-
 from cdir import errors
+from cdir.cli.http import Http, Response
 from cdir.config import Settings
 from cdir.errors import CdirError, NotADirectory, NotFound, UsageError
 from cdir.schema import EntryOut, JobOut, ProviderOut, SyncReport, TransferReport
@@ -64,18 +64,13 @@ class ServiceClient:
         self.interactive = False
         self.notice: Any = None
         self._direct: Any = None
-        self.http = httpx.Client(
-            base_url=f"{url}/api/v1",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=httpx.Timeout(60.0, read=None),
-            verify=not url.startswith("https://127.0.0.1"),
-        )
+        self.http = Http(f"{url}/api/v1", {"Authorization": f"Bearer {token}"})
 
     # --- plumbing ----------------------------------------------------------------------
-    def _call(self, method: str, url: str, **kw: Any) -> httpx.Response:
+    def _call(self, method: str, url: str, **kw: Any) -> Response:
         try:
             r = self.http.request(method, url, **kw)
-        except httpx.TransportError as exc:
+        except OSError as exc:
             raise errors.Unavailable(
                 f"the cdir service at {self.url} does not answer: {exc}"
             ) from None
@@ -263,10 +258,10 @@ class ServiceClient:
         if end is not None and end <= start:
             return
         with self.http.stream("GET", f"{where}/{_q(self.path(text))}", headers=headers) as r:
-            if r.is_error:
-                r.read()
-                raise _error(r)
-            yield from r.iter_bytes(CHUNK)
+            if r.status >= 400:
+                raise _error(Response(r.status, r.headers, r.read()))
+            while chunk := r.read(CHUNK):
+                yield chunk
 
     def write(
         self,
@@ -454,13 +449,13 @@ class ServiceClient:
         return float(self._json("POST", f"/providers/{quote(name)}/test")["seconds"])
 
 
-def _error(r: httpx.Response) -> CdirError:
+def _error(r: Response) -> CdirError:
     try:
         err = r.json()["error"]
         cls, message = _ERRORS.get(err["code"], CdirError), str(err["message"])
     except (ValueError, KeyError, TypeError):
-        cls, message = CdirError, f"the cdir service answered {r.status_code}"
-    if r.status_code == 401:
+        cls, message = CdirError, f"the cdir service answered {r.status}"
+    if r.status == 401:
         message += " (the token is CDIR_TOKEN or the service's token file)"
     return cls(message)
 
@@ -503,12 +498,7 @@ def _ns(e: EntryOut) -> int:
 
 
 def _same(e: EntryOut | None, job: _Job, targets: list[str]) -> bool:
-    if (
-        e is None
-        or e.kind != "file"
-        or e.size != job.size
-        or not _same_us(_ns(e), job.mtime_ns)
-    ):
+    if e is None or e.kind != "file" or e.size != job.size or not _same_us(_ns(e), job.mtime_ns):
         return False
     current = {r.provider for r in e.replicas or [] if r.state == "current"}
     return all(t in current for t in targets)
