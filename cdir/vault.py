@@ -19,13 +19,16 @@ raised later: old files still open, and the next write uses the new ones.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import secrets as _random
 import struct
+import sys
 import threading
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -34,7 +37,14 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from cdir.errors import VaultError
 
-__all__ = ["ENV_PASSPHRASE", "KEYRING_SERVICE", "Vault", "mask", "passphrase_source"]
+__all__ = [
+    "ENV_PASSPHRASE",
+    "KEYRING_SERVICE",
+    "Vault",
+    "VaultSecretStore",
+    "mask",
+    "passphrase_source",
+]
 
 ENV_PASSPHRASE = "CDIR_VAULT_PASSPHRASE"
 KEYRING_SERVICE = "cdir"
@@ -68,7 +78,9 @@ class Vault:
 
     The decrypted contents are cached after the first read; the file is re-read only when it
     changed on disk (another process wrote it). The passphrase is asked for at most once, and
-    only when the file must actually be decrypted or written.
+    only when the file must actually be decrypted or written. Writes hold a lock on
+    `<vault>.lock` shared by processes and read the file again inside it, so two processes
+    changing different refs at once both keep their change.
     """
 
     def __init__(self, path: Path, passphrase: str | Callable[[], str]) -> None:
@@ -82,9 +94,12 @@ class Vault:
 
     # -- public API --------------------------------------------------------------------------
 
-    def get(self, ref: str) -> Secrets:
-        """The secrets stored for `ref` (a copy), or {} when there are none."""
+    def get(self, ref: str, *, fresh: bool = False) -> Secrets:
+        """The secrets stored for `ref` (a copy), or {} when there are none. `fresh`: read
+        the file again even if it looks unchanged (under a lock, before a change)."""
         with self._lock:
+            if fresh:
+                self._data = None
             return dict(self._load().get(ref, {}))
 
     def set(self, ref: str, secrets: Secrets) -> None:
@@ -93,7 +108,10 @@ class Vault:
             raise TypeError("a vault ref must be a non-empty string")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in secrets.items()):
             raise TypeError("vault secrets must map strings to strings")
-        with self._lock:
+        if secrets:
+            self._get_passphrase()  # a prompt, if any, before other processes must wait
+        with self._lock, file_lock(self.path.with_name(self.path.name + ".lock")):
+            self._data = None  # what another process wrote since our last read counts
             data = {name: dict(values) for name, values in self._load().items()}
             if not secrets and ref not in data:
                 return  # nothing to remove: don't ask for a passphrase or rewrite the file
@@ -111,6 +129,10 @@ class Vault:
         """The refs that have secrets, sorted."""
         with self._lock:
             return sorted(self._load())
+
+    def store(self, ref: str) -> VaultSecretStore:
+        """The secrets of `ref` as a provider's SecretStore."""
+        return VaultSecretStore(self, ref)
 
     def exists(self) -> bool:
         """Whether the vault file exists."""
@@ -206,6 +228,45 @@ class Vault:
             raise VaultError(f"cannot write the vault {self.path}: {_reason(exc)}") from None
         self._data = data
         self._signature = self._stat()
+
+
+class VaultSecretStore:
+    """One ref of a vault as a provider's `SecretStore` (where a renewed OAuth token goes).
+    `locked()` is a lock of this ref shared by processes: held while a provider reads its
+    secrets, renews them and saves them, so only one process renews."""
+
+    def __init__(self, vault: Vault, ref: str) -> None:
+        self.vault = vault
+        self.ref = ref
+
+    def load(self) -> dict[str, str]:
+        return self.vault.get(self.ref, fresh=True)
+
+    def save(self, secrets: dict[str, str]) -> None:
+        self.vault.set(self.ref, secrets)
+
+    def locked(self) -> AbstractContextManager[None]:
+        tag = hashlib.sha256(self.ref.encode("utf-8")).hexdigest()[:16]
+        return file_lock(self.vault.path.with_name(f"{self.vault.path.name}.{tag}.lock"))
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock shared by processes (and threads: each takes its own descriptor),
+    on the file `path`, created when missing. On Windows only the callers' thread locks hold."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise VaultError(f"cannot lock the vault {path}: {_reason(exc)}") from None
+    try:
+        if sys.platform != "win32":
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def passphrase_source(path: Path, *, interactive: bool) -> Callable[[], str]:

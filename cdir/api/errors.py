@@ -15,6 +15,7 @@ from cdir import errors as e
 
 log = logging.getLogger("cdir.api")
 
+
 class ErrorBody(BaseModel):
     status: int
     code: str  # stable, for programs: not_found, precondition_failed, provider_unavailable…

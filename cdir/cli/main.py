@@ -872,7 +872,9 @@ def provider_add(
     daemon.check_poll(poll)
     opts = _parse_options(option)
     _add_secrets(opts, secret)
-    opts = G.open().authorize_provider(name, kind, opts, headless=headless)
+    from cdir.vdir.providers import authorize_options  # signs in here, where the user is
+
+    opts = authorize_options(name, kind, opts, headless=headless)
     p = G.open().add_provider(
         name, kind, root, opts, priority=priority, location=location, check=not no_check
     )

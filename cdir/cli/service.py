@@ -69,6 +69,8 @@ def start_cmd(
     from cdir.api.server import check_bind
 
     files = _files()
+    if bool(certfile) != bool(keyfile):
+        raise UsageError("TLS needs both --certfile and --keyfile")
     check_bind(host, bool(certfile and keyfile), insecure)
     if docker:
         _docker_or_fail()

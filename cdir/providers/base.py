@@ -17,10 +17,10 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, Literal
+from typing import Any, BinaryIO, ClassVar, Literal, Protocol
 
 from cdir import pids
 from cdir.errors import NotFound, Unsupported
@@ -50,6 +50,8 @@ class Capabilities:
     # writes go through TMP_PREFIX names that a killed writer leaves behind, which
     # `reap_temporaries` removes (object stores' uploads in flight are not files)
     temporaries: bool = False
+    # `changes(cursor)` reports what changed since a cursor, so a poll can skip listing
+    changes: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,27 @@ class RemoteStat:
         return self.path.rsplit("/", 1)[-1]
 
 
+@dataclass(frozen=True)
+class ChangeBatch:
+    """What changed on a provider since a cursor (paths relative to its root)."""
+
+    cursor: str  # give it to the next `changes` call
+    changed: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+    reset: bool = False  # the old cursor expired: the caller must list everything
+
+
+class SecretStore(Protocol):
+    """Where a provider's secrets live, for the ones it changes itself (a refreshed OAuth
+    token). Shared by processes: `locked()` holds a cross-process lock, and `load()` re-reads."""
+
+    def load(self) -> dict[str, str]: ...
+
+    def save(self, secrets: dict[str, str]) -> None: ...
+
+    def locked(self) -> AbstractContextManager[None]: ...
+
+
 class Provider(ABC):
     """A storage service seen as a tree of files below `root`."""
 
@@ -76,6 +99,8 @@ class Provider(ABC):
     # that can set mtimes, an S3-compatible store without server-side copy, a FAT-mounted folder).
     capabilities: Capabilities = Capabilities()
     options: ClassVar[tuple[OptionSpec, ...]] = ()
+    # Where secrets the provider renews itself are saved (set by vdir; None: kept in memory).
+    secret_store: SecretStore | None = None
 
     def __init__(
         self,
@@ -83,8 +108,11 @@ class Provider(ABC):
         root: str,
         options: Mapping[str, Any] | None = None,
         secrets: Mapping[str, str] | None = None,
+        *,
+        secret_store: SecretStore | None = None,
     ) -> None:
         self.name = name
+        self.secret_store = secret_store  # before configure(), which may want it
         self.root = root
         self.opts = dict(options or {})
         self.secrets = dict(secrets or {})
@@ -184,6 +212,11 @@ class Provider(ABC):
     def move(self, src: str, dst: str) -> RemoteStat:
         """Server-side move within this provider (when capabilities.server_side_move)."""
         raise Unsupported(f"{self.name}: no server-side move")
+
+    def changes(self, cursor: str | None) -> ChangeBatch:
+        """What changed since `cursor` (when capabilities.changes). None: the current cursor
+        and no changes, a starting point. Paths outside the root are left out."""
+        raise Unsupported(f"{self.name}: no change feed")
 
     def check(self) -> None:
         """Raise a cdir error if the provider cannot be reached or used (for `provider test`)."""

@@ -5,7 +5,8 @@ the same store name in one process share one tree (roots `lab` and `lab/sub` see
 files, the second below `sub/`). `MemoryProvider.reset()` forgets the stores. Every operation
 holds its store's lock while it reads or changes the tree, so several threads may call it.
 Files are immutable `bytes` replaced whole: a reader sees the old version or the new one, and
-a move (of a file or a directory) is atomic.
+a move (of a file or a directory) is atomic. Each store logs what every write changed, for
+`changes` (a change feed like the drives' ones; the cursor is a position in that log).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 from cdir.errors import (
     AlreadyExists,
@@ -27,7 +28,14 @@ from cdir.errors import (
     NotFound,
     UsageError,
 )
-from cdir.providers.base import CHUNK, TMP_PREFIX, Capabilities, Provider, RemoteStat
+from cdir.providers.base import (
+    CHUNK,
+    TMP_PREFIX,
+    Capabilities,
+    ChangeBatch,
+    Provider,
+    RemoteStat,
+)
 from cdir.providers.common import check_size, read_upto
 from cdir.providers.options import OptionSpec
 
@@ -51,8 +59,18 @@ class _Store:
     lock: threading.Lock = field(default_factory=threading.Lock)
     top: _Dir = field(default_factory=lambda: _Dir(time.time_ns()))
     serials: Iterator[int] = field(default_factory=itertools.count)
+    # (path segments, deleted?) per write; log[0] is change number `first`
+    log: list[tuple[tuple[str, ...], bool]] = field(default_factory=list)
+    first: int = 0
+
+    def record(self, segs: list[str], deleted: bool = False) -> None:
+        self.log.append((tuple(segs), deleted))
+        if len(self.log) > LOG_MAX:  # the oldest cursors expire, as on the drives
+            del self.log[: LOG_MAX // 2]
+            self.first += LOG_MAX // 2
 
 
+LOG_MAX = 100_000  # changes a store remembers
 _STORES: dict[str, _Store] = {}
 _STORES_LOCK = threading.Lock()
 
@@ -66,8 +84,11 @@ class MemoryProvider(Provider):
         hash_kinds=frozenset({"md5"}),  # computed once per write: it costs nothing
         server_side_copy=True,
         server_side_move=True,
+        changes=True,
     )
-    options = (OptionSpec("root", "a store name, or store/dir: 'lab', 'lab/sub'"),)
+    options: ClassVar[tuple[OptionSpec, ...]] = (
+        OptionSpec("root", "a store name, or store/dir: 'lab', 'lab/sub'"),
+    )
 
     def configure(self) -> None:
         store, *prefix = self.root.strip("/").split("/")
@@ -120,10 +141,11 @@ class MemoryProvider(Provider):
     def _makedirs(self, path: str, segs: list[str]) -> _Dir:
         """The directory at `segs`, made with its parents where missing."""
         node = self._store.top
-        for seg in segs:
+        for depth, seg in enumerate(segs, 1):
             child = node.children.get(seg)
             if child is None:
                 child = node.children[seg] = _Dir(time.time_ns())
+                self._store.record(segs[:depth])
             elif isinstance(child, _File):
                 raise NotADirectory(f"{self._what(path)}: a file is in the way")
             node = child
@@ -138,6 +160,7 @@ class MemoryProvider(Provider):
         if isinstance(parent.children.get(name), _Dir):
             raise IsADirectory(f"{self._what(path)}: is a directory")
         parent.children[name] = make
+        self._store.record([*parents, name])
         return self._stat(path, make)
 
     def _detach(self, path: str) -> None:
@@ -146,6 +169,7 @@ class MemoryProvider(Provider):
         parent = self._find(parents)
         assert isinstance(parent, _Dir)
         del parent.children[name]
+        self._store.record([*parents, name], deleted=True)
 
     def _new(self, data: bytes, md5: str, mtime_ns: int | None) -> _File:
         mtime_ns = time.time_ns() if mtime_ns is None else mtime_ns
@@ -190,6 +214,28 @@ class MemoryProvider(Provider):
         for pos in range(0, len(data), CHUNK):
             yield bytes(data[pos : pos + CHUNK])
 
+    def changes(self, cursor: str | None) -> ChangeBatch:
+        """What writes (through any provider on this store) did below the root since
+        `cursor`: one entry per path, its last change deciding changed or deleted (a moved
+        directory is one entry, not one per file in it)."""
+        with self._store.lock:
+            end = self._store.first + len(self._store.log)
+            if cursor is None:
+                return ChangeBatch(str(end))
+            start = int(cursor) if cursor.isdigit() else -1
+            if not self._store.first <= start <= end:
+                return ChangeBatch(str(end), reset=True)
+            todo = self._store.log[start - self._store.first :]
+        n, last = len(self._prefix), {}
+        for segs, deleted in todo:
+            if len(segs) <= n and tuple(self._prefix[: len(segs)]) == segs:
+                if deleted:  # the root itself went
+                    return ChangeBatch(str(end), reset=True)
+            elif list(segs[:n]) == self._prefix:
+                last["/".join(segs[n:])] = deleted
+        changed = tuple(p for p, gone in last.items() if not gone)
+        return ChangeBatch(str(end), changed, tuple(p for p, gone in last.items() if gone))
+
     # --- writing ------------------------------------------------------------------------------
     def mkdir(self, path: str) -> None:
         with self._store.lock:
@@ -215,7 +261,8 @@ class MemoryProvider(Provider):
         with self._store.lock:
             node = self._find(self._segs(path))
             if isinstance(node, _Dir) and not path:
-                node.children.clear()  # the root stays; what is in it goes
+                for name in list(node.children):  # the root stays; what is in it goes
+                    self._detach(name)
             elif node is not None:
                 self._detach(path)
 

@@ -36,15 +36,16 @@ class Passes:
             what = ",".join(only) if only else "all"
             t0 = time.perf_counter()
             try:
-                rep = self.vdir.sync(
-                    "/", only=list(only) if only else None, parallel=self.parallel, progress=False
-                )
+                rep = self._pass(only, why)
             except CdirError as exc:
                 log.error("pass %s (%s): failed after %.2f s: %s", what, why, _since(t0), exc)
                 return set(only or ())
             except Exception:  # a bug must not end the daemon: said in full, then go on
                 log.exception("pass %s (%s): failed unexpectedly", what, why)
                 return set(only or ())
+            if rep is None:
+                log.debug("pass %s (%s): nothing in its change feed", what, why)
+                return set()
             log.info("pass %s (%s): %s", what, why, summary(rep))
             for err in rep.errors[:MAX_ERROR_LINES]:
                 log.error("pass %s: error: %s", what, err)
@@ -53,6 +54,14 @@ class Passes:
                     "pass %s: … and %d more error(s)", what, len(rep.errors) - MAX_ERROR_LINES
                 )
             return {n for n in known for e in rep.errors if e.startswith(f"{n}: ")}
+
+    def _pass(self, only: Sequence[str] | None, why: str) -> SyncReport | None:
+        """A poll of one provider asks its change feed first (VDir.poll); None: no pass."""
+        if why == "poll" and only and len(only) == 1:
+            return self.vdir.poll(only[0], parallel=self.parallel)
+        return self.vdir.sync(
+            "/", only=list(only) if only else None, parallel=self.parallel, progress=False
+        )
 
     def run_jobs(self) -> None:
         """Run the one-way syncs queued with `cdir sync SOURCE DESTINATION --async`, between

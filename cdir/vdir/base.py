@@ -131,7 +131,9 @@ class Core:
             return b
         row = self.provider_row(name)
         secrets = self.vault.get(row.secret_ref) if row.secret_ref else {}
-        b = load_provider_class(row.kind)(row.name, row.root, row.options, secrets)
+        store = self.vault.store(row.secret_ref) if row.secret_ref else None
+        cls = load_provider_class(row.kind)
+        b = cls(row.name, row.root, row.options, secrets, secret_store=store)
         with self._lock:
             return self._backends.setdefault(name, b)
 

@@ -1,11 +1,14 @@
 """The provider registry side of the virtual directory: register, change, re-pin, list, show,
-test and forget providers; secrets go to the vault, never the catalog. Changing a provider keeps
-every replica: only its options, secrets, priority or location change, never its root."""
+test and forget providers, and sign in to the ones that use OAuth; secrets go to the vault,
+never the catalog. Changing a provider keeps every replica: only its options, secrets,
+priority or location change, never its root."""
 
 from __future__ import annotations
 
 import re
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from cdir.catalog import Provider, maintenance, queries, registry
@@ -15,6 +18,7 @@ from cdir.providers import load_provider_class
 from cdir.providers.options import missing_required
 from cdir.schema import PinOut, PinsOut, ProviderOut
 from cdir.vdir.base import Core
+from cdir.vdir.sync import CHANGES
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -171,14 +175,32 @@ class ProviderOps(Core):
                     "(the files stay on the provider)"
                 )
             registry.forget_provider(s, row.id or 0)
-            maintenance.set_state(
-                s, maintenance.POLL + name, None
-            )  # its poll interval goes with it
+            # its poll interval and change-feed cursor go with it
+            maintenance.set_state(s, maintenance.POLL + name, None)
+            maintenance.set_state(s, CHANGES + name, None)
             self.event(s, "provider.remove", "/", name, {"replicas": n})
         if row.secret_ref:
             self.vault.delete(row.secret_ref)
         self._drop_backend(name)
         return n
+
+    def authorize_provider(
+        self, name: str, kind: str, options: dict[str, str], *, headless: bool = False
+    ) -> dict[str, str]:
+        """authorize_options (what to do to sign in goes to stderr, even when quiet)."""
+        return authorize_options(name, kind, options, headless=headless)
+
+    def reauthorize_provider(self, name: str, *, headless: bool = False) -> ProviderOut:
+        """Sign in to an OAuth provider again (its sign-in expired or was revoked) and store
+        the new token; every replica stays."""
+        row = self.provider_row(name)
+        secrets = self.vault.get(row.secret_ref) if row.secret_ref else {}
+        given = {k: str(v) for k, v in row.options.items()} | secrets
+        given.pop("token", None)
+        signed = self.authorize_provider(name, row.kind, given, headless=headless)
+        if "token" not in signed:
+            raise UsageError(f"{name}: provider kind {row.kind} does not sign in with OAuth")
+        return self.set_provider(name, {"token": signed["token"]})
 
     def test_provider(self, name: str) -> float:
         """Reach the provider; returns the round-trip time in seconds."""
@@ -240,6 +262,39 @@ class ProviderOps(Core):
             location=row.location,
             enabled=row.enabled,
         )
+
+
+def authorize_options(
+    name: str,
+    kind: str,
+    options: dict[str, str],
+    *,
+    headless: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, str]:
+    """`options` (for add_provider) with the secret `token` got by signing in, when `kind`
+    signs in with OAuth (its class declares `oauth`) and no token is given; else `options`
+    as they are. `headless`: no browser here (a device code, or a pasted URL). No catalog
+    is needed: a CLI talking to a remote service signs in here, where the user is, and
+    sends the token with the options."""
+    cls = load_provider_class(kind)
+    endpoints = getattr(cls, "oauth", None)
+    if endpoints is None or options.get("token"):
+        return options
+    from cdir.providers.oauth import authorize
+
+    default = next((o.default for o in cls.options if o.name == "client_id"), None)
+    client_id = options.get("client_id") or default
+    if not client_id:
+        raise UsageError(
+            f"provider kind {kind} signs in with OAuth: give the app's --option client_id=… "
+            "(and -S client_secret if the app has one)"
+        )
+    tell = say or (lambda line: print(line, file=sys.stderr))
+    token = authorize(
+        name, endpoints, client_id, options.get("client_secret"), headless=headless, say=tell
+    )
+    return {**options, "token": token.to_secret()}
 
 
 def _merged(

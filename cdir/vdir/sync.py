@@ -38,6 +38,10 @@ BATCH = 2000  # listing rows per insert
 POLICIES = ("restore", "propagate")
 
 
+# catalog_state key prefix: the cursor of a provider's change feed as of its last good pass
+CHANGES = "changes:"
+
+
 @dataclass
 class Rep:
     """What the planner reads of a replica row."""
@@ -86,6 +90,26 @@ class SyncOps(CopyOps):
         chosen = {p.id for p in self.resolve_providers(only)} if only else None
         with self.claim([vp], exclusive=True, command=f"sync {vp}"):
             return self._pass(vp, chosen, dry_run, force, max_delete, parallel, progress)
+
+    def poll(self, name: str, *, parallel: int = 4) -> SyncReport | None:
+        """The daemon's pass of provider `name`. One with a change feed is first asked what
+        changed since the cursor kept in the catalog: nothing there, no pass (None). The new
+        cursor is kept only after a pass without errors, so no change is ever skipped."""
+        backend = self.backend(name)
+        if not backend.capabilities.changes:
+            return self.sync("/", only=[name], parallel=parallel, progress=False)
+        key = CHANGES + name
+        with self.db.transaction() as s:
+            cursor = maintenance.get_state(s, key)
+        batch = backend.changes(cursor)
+        if cursor is not None and not (batch.changed or batch.deleted or batch.reset):
+            if batch.cursor != cursor:  # moved on past changes outside our root
+                self.db.write(lambda s: maintenance.set_state(s, key, batch.cursor))
+            return None
+        report = self.sync("/", only=[name], parallel=parallel, progress=False)
+        if not report.errors:
+            self.db.write(lambda s: maintenance.set_state(s, key, batch.cursor))
+        return report
 
     def policy(self, text: str, deletes: str | None = None, *, clear: bool = False) -> str:
         """A directory's delete policy for sync (`restore` or `propagate`): set it (or

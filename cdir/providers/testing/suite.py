@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -12,7 +13,15 @@ from typing import Any, ClassVar
 import pytest
 
 from cdir.errors import CdirError, NotADirectory, NotFound, Unsupported
-from cdir.providers.base import CHUNK, TMP_PREFIX, Provider, RemoteStat, host_tag, temp_name
+from cdir.providers.base import (
+    CHUNK,
+    TMP_PREFIX,
+    ChangeBatch,
+    Provider,
+    RemoteStat,
+    host_tag,
+    temp_name,
+)
 from cdir.providers.testing.data import (
     AWKWARD_NAMES,
     HASH_FUNCTIONS,
@@ -705,6 +714,51 @@ class ProviderSuite:
         assert not provider.exists(path)
         provider.delete_tree(dirs[1])
         assert not provider.exists(dirs[1])
+
+    # --- change feed ----------------------------------------------------------------------
+    # A service's feed may lag its writes: how long the tests wait for a change to show.
+    changes_wait_s: ClassVar[float] = 30.0
+
+    def changes_until(
+        self, provider: Provider, cursor: str, want: Callable[[ChangeBatch], bool]
+    ) -> ChangeBatch:
+        """The changes since `cursor`, asked again (from the same cursor) until `want` holds
+        of them or `changes_wait_s` passed; the last answer."""
+        deadline = time.monotonic() + self.changes_wait_s
+        while True:
+            got = provider.changes(cursor)
+            if want(got) or time.monotonic() > deadline:
+                return got
+            time.sleep(0.5)  # a remote service's feed catching up, not a timing assumption
+
+    def test_changes_start(self, provider: Provider) -> None:
+        require(provider, "changes")
+        start = provider.changes(None)
+        assert start.cursor and not (start.changed or start.deleted or start.reset)
+
+    def test_changes_report_writes(self, provider: Provider, base: str) -> None:
+        require(provider, "changes")
+        path = f"{base}/new.txt"
+        cursor = provider.changes(None).cursor
+        self.put(provider, path, b"new")
+        got = self.changes_until(provider, cursor, lambda b: path in b.changed)
+        assert path in got.changed and path not in got.deleted and not got.reset
+        again = provider.changes(got.cursor)  # nothing new below base since then
+        assert not [p for p in again.changed + again.deleted if p.startswith(f"{base}/")]
+
+    def test_changes_report_deletes(self, provider: Provider, base: str) -> None:
+        require(provider, "changes")
+        path = f"{base}/gone.txt"
+        self.put(provider, path, b"gone")
+        cursor = provider.changes(None).cursor
+        provider.delete(path)
+        got = self.changes_until(provider, cursor, lambda b: path in b.deleted)
+        assert path in got.deleted and path not in got.changed
+
+    def test_changes_unsupported(self, provider: Provider) -> None:
+        require(provider, "changes", False)
+        with pytest.raises(Unsupported):
+            provider.changes(None)
 
     # --- service --------------------------------------------------------------------------
     def test_check(self, provider: Provider) -> None:
