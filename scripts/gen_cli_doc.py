@@ -133,6 +133,18 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
+        "service",
+        "The REST service in the background (docs/api.md); while it runs, commands of this home are its clients, with the same output. `--no-daemon` here because the sync section above has its own.",
+        [
+            "cdir service start --port 18931 --no-daemon",
+            "cdir service status",
+            "cdir ls /proj/data/raw",
+            "curl -s -H \"Authorization: Bearer $(cdir service token)\" http://127.0.0.1:18931/api/v1/files/proj/data/raw/test.csv",
+            "curl -s http://127.0.0.1:18931/api/v1/entries/proj",
+            "cdir service stop",
+        ],
+    ),
+    (
         "Forgetting a provider",
         "The files stay where they are; a provider that holds replicas needs --force.",
         [
