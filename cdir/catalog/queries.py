@@ -198,6 +198,30 @@ def replicas_in(s: Session, path: str, *, subtree: bool, deleted: bool = False) 
     return list(s.execute(q).all())
 
 
+def names_held(
+    s: Session, dirnames: Iterable[str], provider_ids: Iterable[int]
+) -> dict[tuple[str, int], set[str]]:
+    """(directory, provider id) → the names of live entries there with a replica on that
+    provider (for case-insensitive providers, where `a.csv` and `A.csv` are one file)."""
+    dirs, pids = sorted(set(dirnames)), sorted(set(provider_ids))
+    out: dict[tuple[str, int], set[str]] = defaultdict(set)
+    if not dirs or not pids:
+        return out
+    for i in range(0, len(dirs), CHUNK):
+        q = (
+            select(ENTRY.c.dirname, ENTRY.c.basename, REPLICA.c.provider_id)
+            .join(REPLICA, REPLICA.c.entry_id == ENTRY.c.id)
+            .where(
+                ENTRY.c.dirname.in_(dirs[i : i + CHUNK]),
+                ENTRY.c.deleted_at.is_(None),
+                REPLICA.c.provider_id.in_(pids),
+            )
+        )
+        for d, b, pid in s.execute(q).all():
+            out[(d, pid)].add(b)
+    return out
+
+
 def tombstone_at(s: Session, path: str) -> Row[Any] | None:
     """The tombstone at `path`, if its delete (or one below it) is still unfinished: some
     replica under it is left."""

@@ -21,8 +21,8 @@ from cdir.errors import CdirError, Interrupted, NotFound, UsageError
 from cdir.providers import Provider as Backend
 from cdir.providers import load_provider_class
 from cdir.schema import TransferReport
-from cdir.schema.paths import normalize
-from cdir.vdir import claims, engine, state
+from cdir.schema.paths import normalize, split
+from cdir.vdir import claims, engine, plan, state
 
 if TYPE_CHECKING:
     from cdir.vault import Vault
@@ -136,6 +136,20 @@ class Core:
         b = cls(row.name, row.root, row.options, secrets, secret_store=store)
         with self._lock:
             return self._backends.setdefault(name, b)
+
+    def drop_case_clashes(self, s: Session, jobs: Sequence[Any]) -> list[str]:
+        """Drop the targets where a provider that ignores case holds the same name in
+        another case (plan.drop_case_clashes); the lines that say so."""
+        targets = {p.id: p for j in jobs for p in j.targets if p.id is not None}
+        insensitive = {
+            pid
+            for pid, p in targets.items()
+            if not self.backend(p.name).capabilities.case_sensitive
+        }
+        if not insensitive:
+            return []
+        held = queries.names_held(s, {split(j.vpath)[0] for j in jobs}, insensitive)
+        return plan.drop_case_clashes(jobs, held, insensitive)
 
     def widths(self, tasks: Sequence[engine.Task[Any]]) -> dict[str, int]:
         """The useful concurrency of each provider the tasks use (its lane width in the

@@ -158,6 +158,34 @@ def plan_targets(
     }
 
 
+def drop_case_clashes(
+    jobs: Sequence[FileJob], held: Mapping[tuple[str, int], set[str]], insensitive: set[int]
+) -> list[str]:
+    """On a provider that ignores case, `a.csv` would overwrite `A.csv`: such a target is
+    dropped from its job (the file is not written there) and said why, one line each. Other
+    jobs of the same batch count as held once planned. Returns the lines."""
+    taken = {k: {n.casefold(): n for n in names} for k, names in held.items()}
+    said = []
+    for job in jobs:
+        d, name = job.vpath.rsplit("/", 1)
+        d = d or "/"
+        keep = []
+        for p in job.targets:
+            names = taken.setdefault((d, p.id or 0), {}) if p.id in insensitive else None
+            other = names.get(name.casefold()) if names is not None else None
+            if names is not None and other not in (None, name):
+                said.append(
+                    f"{p.name}:{job.vpath}: not written there: {p.name} ignores case and "
+                    f"holds {d.rstrip('/')}/{other}, which it would overwrite"
+                )
+                continue
+            if names is not None:
+                names[name.casefold()] = name
+            keep.append(p)
+        job.targets = keep
+    return said
+
+
 def read_order(
     entry: Any,
     reps: Mapping[int, Any],

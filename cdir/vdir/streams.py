@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any, BinaryIO
 
 from cdir.catalog import queries
-from cdir.errors import CdirError, IsADirectory, NotFound, PreconditionFailed
+from cdir.errors import CdirError, Conflict, IsADirectory, NotFound, PreconditionFailed
 from cdir.schema import EntryOut, TransferReport
 from cdir.vdir import verify
 from cdir.vdir.namespace import NamespaceOps
@@ -86,6 +86,9 @@ class StreamOps(TransferOps, NamespaceOps):
             plan_writes(
                 [job], existing, reps, self.resolve_providers(to), queries.providers_by_id(s)
             )
+            clashes = self.drop_case_clashes(s, [job])
+        if not job.targets:
+            raise Conflict(clashes[0] if clashes else f"{path}: no provider to write to")
         first, rest = job.targets[0], job.targets[1:]
         hashing = HashingReader(stream)
         job.source = StreamSource(hashing, size)  # type: ignore[arg-type]  # a readable stream

@@ -142,7 +142,10 @@ class TransferOps(Core):
             report.skipped = plan_writes(
                 files, existing, reps, providers, queries.providers_by_id(s)
             )
+            clashes = self.drop_case_clashes(s, files)
             writes.check_dirs(s, {split(f.vpath)[0] for f in files} | dirs)
+        report.errors += clashes
+        report.failed += len(clashes)
         todo = [f for f in files if f.targets]
         with interruptible(report, action):
             try:
