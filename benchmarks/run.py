@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import (  # noqa: F401 - registers the cases
+    cases_api,
     cases_catalog,
     cases_churn,
     cases_cloud,
