@@ -57,6 +57,7 @@ def _v5(conn: Connection) -> None:
 
 
 BUSY_TIMEOUT_S = 30  # how long a writer waits for another process's write lock
+POOL_SIZE = 40  # anyio's default worker threads: each may hold a connection
 WRITE_OPTION = "cdir_write"  # execution option: this transaction will write
 
 # Append only: each function moves the schema one version up, inside one transaction.
@@ -78,8 +79,13 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             # created private: the catalog names every file and provider (WAL files follow)
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        # a connection per thread that may read at once (the service's worker threads):
+        # SQLite connections are cheap, and waiting for one of the default 15 stalls requests
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S}
+            url,
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_SIZE,
         )
 
         @event.listens_for(engine, "connect")

@@ -70,13 +70,19 @@ def at_or_below(path: str) -> Any:
 
 
 # --- entries ---------------------------------------------------------------------------------
+# Built once with bind parameters: building a statement costs more than running it on
+# SQLite (measured: a `stat` went from 0.51 to 0.2 ms, most of it SQLAlchemy's coercions).
+_ENTRY_AT = select(*ENTRY_COLS).where(
+    ENTRY.c.dirname == bindparam("d"),
+    ENTRY.c.basename == bindparam("b"),
+    ENTRY.c.deleted_at.is_(None),
+)
+
+
 def entry_at(s: Session, path: str) -> Row[Any] | None:
     """The live entry at `path`, or None (the root has no row: callers treat "/" apart)."""
     d, b = split(path)
-    q = select(*ENTRY_COLS).where(
-        ENTRY.c.dirname == d, ENTRY.c.basename == b, ENTRY.c.deleted_at.is_(None)
-    )
-    return s.execute(q).first()
+    return s.execute(_ENTRY_AT, {"d": d, "b": b}).first()
 
 
 def entry_with_id(s: Session, entry_id: int) -> Row[Any] | None:
@@ -171,16 +177,20 @@ def replicas_named(s: Session, entry_ids: Iterable[int | None]) -> dict[int, lis
     return out
 
 
+_IDS: Any = bindparam("ids", expanding=True)
+_REPLICAS = {
+    False: select(*[REPLICA.c[c] for c in _PLAN_REPLICA]).where(REPLICA.c.entry_id.in_(_IDS)),
+    True: select(*REPLICA.c, PROVIDER.c.name.label("pname"))
+    .join(PROVIDER, PROVIDER.c.id == REPLICA.c.provider_id)
+    .where(REPLICA.c.entry_id.in_(_IDS))
+    .order_by(PROVIDER.c.name),
+}
+
+
 def _replicas(s: Session, entry_ids: Iterable[int | None], named: bool = False) -> Iterator[Any]:
     ids = sorted({i for i in entry_ids if i})
-    cols: list[Any] = list(REPLICA.c) if named else [REPLICA.c[c] for c in _PLAN_REPLICA]
-    if named:
-        cols.append(PROVIDER.c.name.label("pname"))
     for i in range(0, len(ids), CHUNK):
-        q = select(*cols).where(REPLICA.c.entry_id.in_(ids[i : i + CHUNK]))
-        if named:
-            q = q.join(PROVIDER, PROVIDER.c.id == REPLICA.c.provider_id).order_by(PROVIDER.c.name)
-        yield from s.execute(q).all()
+        yield from s.execute(_REPLICAS[named], {"ids": ids[i : i + CHUNK]}).all()
 
 
 def replicas_in(s: Session, path: str, *, subtree: bool, deleted: bool = False) -> list[Row[Any]]:

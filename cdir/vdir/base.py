@@ -81,8 +81,9 @@ class Core:
         return state.current_dir(self.settings)
 
     def path(self, text: str) -> str:
-        """Validate and absolutise a user's virtual path against the current directory."""
-        return normalize(text, self.cwd)
+        """Validate and absolutise a user's virtual path against the current directory
+        (read only for a relative path: the service gets absolute ones, many a second)."""
+        return normalize(text, "/" if text.startswith("/") else self.cwd)
 
     def entry_or_none(self, path: str) -> Any:
         """The live entry row at `path` (ROOT for "/"), or None."""

@@ -17,7 +17,7 @@ from cdir.errors import AlreadyExists, NotADirectory, NotFound, UsageError
 from cdir.schema import EntryOut, ReplicaOut
 from cdir.schema.paths import split
 from cdir.vdir import state
-from cdir.vdir.base import Core
+from cdir.vdir.base import ROOT, Core
 
 
 @dataclass
@@ -38,8 +38,13 @@ class NamespaceOps(Core):
         return target
 
     def stat(self, text: str) -> EntryOut:
-        e = self.entry(self.path(text))
-        with self.db.transaction() as s:
+        path = self.path(text)
+        if path == "/":
+            return entry_out(ROOT, [], {})
+        with self.db.transaction() as s:  # one transaction: the API's most frequent read
+            e = queries.entry_at(s, path)
+            if e is None:
+                raise NotFound(f"no such file or directory: {path}")
             reps = queries.replicas_named(s, [e.id])
             names = self._names(s, [e])
         return entry_out(e, reps.get(e.id, []), names)

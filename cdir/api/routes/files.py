@@ -137,7 +137,8 @@ async def _upload(
         e = await anyio.to_thread.run_sync(
             lambda: vdir.write(
                 path, cast(BinaryIO, reader), size, mtime_ns, to=to, if_generation=expected
-            )
+            ),
+            limiter=request.app.state.transfers,
         )
     except Exception:
         if reader.over:

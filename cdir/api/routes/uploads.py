@@ -99,7 +99,9 @@ async def put_chunk(request: Request, upload_id: UploadId, n: ChunkNo) -> Respon
     declared_length(request, limit)
     reader = BodyReader(request, limit)
     try:
-        await anyio.to_thread.run_sync(lambda: _store(reader, folder, n))
+        await anyio.to_thread.run_sync(
+            lambda: _store(reader, folder, n), limiter=request.app.state.transfers
+        )
     except OSError:
         if reader.over:
             raise reader.too_large() from None
@@ -136,7 +138,8 @@ async def complete(request: Request, vdir: V, upload_id: UploadId) -> EntryOut:
     e = await anyio.to_thread.run_sync(
         lambda: vdir.write(
             meta["path"], cast(BinaryIO, stream), state.bytes, meta["mtime_ns"], to=meta["to"]
-        )
+        ),
+        limiter=request.app.state.transfers,
     )
     shutil.rmtree(folder, ignore_errors=True)
     return e
