@@ -139,7 +139,7 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
             "cdir service start --port 18931 --no-daemon",
             "cdir service status",
             "cdir ls /proj/data/raw",
-            "curl -s -H \"Authorization: Bearer $(cdir service token)\" http://127.0.0.1:18931/api/v1/files/proj/data/raw/test.csv",
+            'curl -s -H "Authorization: Bearer $(cdir service token)" http://127.0.0.1:18931/api/v1/files/proj/data/raw/test.csv',
             "curl -s http://127.0.0.1:18931/api/v1/entries/proj",
             "cdir service stop",
         ],

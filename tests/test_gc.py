@@ -265,7 +265,7 @@ def test_mv_onto_a_failed_delete_does_not_forget_it(vdir: Any, tmp_path: Path) -
 
 # --- CLI -----------------------------------------------------------------------------------------
 def test_the_gc_report_line() -> None:
-    from cdir.cli.main import _gc_line
+    from cdir.cli.upkeep import _gc_line
 
     now = utcnow()
     rep = GcReport(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cdir.cli import main as cli
+from cdir.cli import app as cli
 from cdir.errors import CdirError, Conflict
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from cdir import pids, service
-from cdir.cli import main as cli
+from cdir.cli import app as cli
 from cdir.errors import CdirError, Conflict, UsageError
 
 START_DEADLINE_S = 20.0
