@@ -11,14 +11,8 @@ service is this home's own, and refused in one line when it is elsewhere (CDIR_U
 
 from __future__ import annotations
 
-import os
-import stat as statmod
-import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
@@ -38,20 +32,6 @@ _ERRORS = {code: cls for cls, _, code in errors.HTTP_STATUS}
 class Page:
     entries: list[EntryOut]
     next_cursor: str | None
-
-
-@dataclass
-class _Job:
-    vpath: str
-    local: str
-    size: int
-    mtime_ns: int
-
-
-@dataclass
-class _Plan:
-    files: list[_Job] = field(default_factory=list)
-    dirs: set[str] = field(default_factory=set)
 
 
 def _q(path: str) -> str:
@@ -287,7 +267,7 @@ class ServiceClient:
         )
         return EntryOut.model_validate(data)
 
-    # --- transfers with local files ------------------------------------------------------
+    # --- transfers with local files (cdir.cli.localfiles) --------------------------------
     def put(
         self,
         sources: Sequence[str],
@@ -299,45 +279,9 @@ class ServiceClient:
         progress: bool = True,
         follow_links: bool = False,
     ) -> TransferReport:
-        from cdir.vdir.localtree import WalkNotes
+        from cdir.cli import localfiles
 
-        if not sources:
-            raise UsageError("nothing to put: give at least one local file or directory")
-        dest_path = self.path(dest)
-        de = _or_none(lambda: self.stat(dest_path))
-        if de is not None and de.kind == "file" and (len(sources) > 1 or Path(sources[0]).is_dir()):
-            raise NotADirectory(f"not a directory: {dest_path}")
-        into = (de is not None and de.kind == "dir") or dest.endswith("/") or len(sources) > 1
-        plan, notes = _Plan(), WalkNotes()
-        for src in sources:
-            _gather(src, dest_path, into, recursive, follow_links, plan, notes)
-        targets = [p.name for p in self.providers() if p.enabled] if not to else list(to)
-        todo, skipped = self._unchanged(plan.files, targets)
-        report = TransferReport(
-            skipped=skipped + len(notes.skipped),
-            warnings=notes.skipped,
-            errors=list(notes.errors),
-            failed=len(notes.errors),
-        )
-        for d in sorted(plan.dirs):
-            self.mkdir(d, parents=True)
-        self._run(todo, parallel, progress, "put", report, lambda j: self._upload(j, to))
-        return report
-
-    def _unchanged(self, files: list[_Job], targets: list[str]) -> tuple[list[_Job], int]:
-        """The files to send: put's rsync-like rule, as the service applies it, decided
-        here so identical files cost no upload (one listing per directory)."""
-        known: dict[str, EntryOut] = {}
-        for d in {f.vpath.rsplit("/", 1)[0] or "/" for f in files}:
-            page = _or_none(lambda d=d: self.ls(d, replicas=True))
-            known |= {e.path: e for e in page.entries} if page else {}
-        todo = [f for f in files if not _same(known.get(f.vpath), f, targets)]
-        return todo, len(files) - len(todo)
-
-    def _upload(self, job: _Job, to: Sequence[str] | None) -> int:
-        with open(job.local, "rb") as f:
-            self.write(job.vpath, f, job.size, job.mtime_ns, to=to)
-        return job.size
+        return localfiles.put(self, sources, dest, to, recursive, parallel, progress, follow_links)
 
     def get(
         self,
@@ -349,68 +293,9 @@ class ServiceClient:
         provider: str | None = None,
         progress: bool = True,
     ) -> TransferReport:
-        report = TransferReport()
-        jobs: list[_Job] = []
-        for src in sources:
-            e = self.stat(src)
-            into = Path(dest).is_dir() or dest.endswith("/") or len(sources) > 1
-            if e.kind == "file":
-                local = os.path.join(dest, e.path.rsplit("/", 1)[1]) if into else dest
-                jobs.append(_Job(e.path, local, e.size or 0, _ns(e)))
-                continue
-            if not recursive:
-                raise UsageError(f"{e.path} is a directory: use --recursive (-r)")
-            base = os.path.join(dest, e.path.rsplit("/", 1)[1]) if into and e.path != "/" else dest
-            for c in self.ls(e.path, recursive=True).entries:
-                local = os.path.join(base, c.path[len(e.path) :].lstrip("/"))
-                if c.kind == "dir":
-                    os.makedirs(local, exist_ok=True)
-                else:
-                    jobs.append(_Job(c.path, local, c.size or 0, _ns(c)))
-        todo = [j for j in jobs if not _same_local(j)]
-        report.skipped = len(jobs) - len(todo)
-        self._run(todo, parallel, progress, "get", report, lambda j: self._download(j, provider))
-        return report
+        from cdir.cli import localfiles
 
-    def _download(self, job: _Job, provider: str | None) -> int:
-        target = Path(job.local)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".cdir-tmp-{os.getpid()}-{target.name}")
-        try:
-            with open(tmp, "wb") as out:
-                for chunk in self.read(job.vpath, provider=provider):
-                    out.write(chunk)
-            os.utime(tmp, ns=(job.mtime_ns, job.mtime_ns))
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return job.size
-
-    def _run(
-        self,
-        jobs: list[_Job],
-        parallel: int,
-        progress: bool,
-        title: str,
-        report: TransferReport,
-        work: Any,
-    ) -> None:
-        from cdir.vdir.progress import Progress
-
-        t0 = time.perf_counter()
-        with (
-            Progress(title, len(jobs), sum(j.size for j in jobs), progress) as bar,
-            ThreadPoolExecutor(max(1, parallel)) as pool,
-        ):
-            for job, outcome in zip(jobs, pool.map(lambda j: _attempt(work, j), jobs), strict=True):
-                if isinstance(outcome, CdirError):
-                    report.failed += 1
-                    report.errors.append(str(outcome))
-                else:
-                    report.files += 1
-                    report.bytes += outcome
-                bar.advance(1, job.size)
-        report.seconds = round(time.perf_counter() - t0, 3)
+        return localfiles.get(self, sources, dest, recursive, parallel, provider, progress)
 
     # --- providers -----------------------------------------------------------------------
     def providers(self) -> list[ProviderOut]:
@@ -465,79 +350,9 @@ def _chunks(stream: BinaryIO) -> Iterator[bytes]:
         yield chunk
 
 
-def _or_none(fn: Any) -> Any:
-    try:
-        return fn()
-    except NotFound:
-        return None
-
-
-def _attempt(work: Any, job: _Job) -> Any:
-    try:
-        return work(job)
-    except CdirError as exc:
-        return exc
-    except OSError as exc:
-        return CdirError(f"{job.local}: {exc.strerror or exc}")
-
-
 def _add(total: TransferReport, rep: TransferReport) -> None:
     for name in ("files", "bytes", "skipped", "failed"):
         setattr(total, name, getattr(total, name) + getattr(rep, name))
     total.errors += rep.errors
     total.warnings += rep.warnings
     total.seconds += rep.seconds
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _ns(e: EntryOut) -> int:
-    """The entry's mtime in ns (exact to the µs the JSON carries: no float on the way)."""
-    return (e.mtime - _EPOCH) // timedelta(microseconds=1) * 1000 if e.mtime else 0
-
-
-def _same(e: EntryOut | None, job: _Job, targets: list[str]) -> bool:
-    if e is None or e.kind != "file" or e.size != job.size or not _same_us(_ns(e), job.mtime_ns):
-        return False
-    current = {r.provider for r in e.replicas or [] if r.state == "current"}
-    return all(t in current for t in targets)
-
-
-def _same_local(job: _Job) -> bool:
-    try:
-        st = os.stat(job.local)
-    except OSError:
-        return False
-    return st.st_size == job.size and _same_us(st.st_mtime_ns, job.mtime_ns)
-
-
-def _same_us(a: int, b: int) -> bool:
-    """Equal as far as JSON's times tell: they carry µs, rounded."""
-    return abs(a - b) < 1000
-
-
-def _gather(
-    src: str, dest: str, into: bool, recursive: bool, follow_links: bool, plan: _Plan, notes: Any
-) -> None:
-    """The files and directories one local source brings (as `put` does directly)."""
-    from cdir.vdir.localtree import child_path, walk_local
-
-    try:
-        st = os.stat(src)
-    except FileNotFoundError:
-        raise NotFound(f"no such local file or directory: {src}") from None
-    except OSError as exc:
-        raise CdirError(f"cannot read {src}: {exc.strerror}") from None
-    name = os.path.basename(os.path.abspath(src))
-    if not statmod.S_ISDIR(st.st_mode):
-        vp = child_path(dest, name) if into else dest
-        plan.files.append(_Job(vp, src, st.st_size, st.st_mtime_ns))
-        return
-    base = dest if (src.endswith("/") or not into) else child_path(dest, name)
-    plan.dirs.add(base)
-    for lp, vp, lst in walk_local(src, base, recursive, notes, follow_links):
-        if lst is None:
-            plan.dirs.add(vp)
-        else:
-            plan.files.append(_Job(vp, lp, lst.st_size, lst.st_mtime_ns))
