@@ -205,6 +205,22 @@ def test_delete(api: httpx.Client, tmp_path: Path) -> None:
     assert error(api.get("/entries/gone")) == (404, "not_found")
 
 
+def test_delete_one_replica_keeps_the_file(api: httpx.Client, tmp_path: Path) -> None:
+    api.put("/files/two/f.txt", content=b"both")
+    r = api.delete("/replicas/archive/two/f.txt")
+    assert r.status_code == 200 and [x["provider"] for x in r.json()["replicas"]] == ["laptop"]
+    assert not (tmp_path / "archive/two/f.txt").exists()
+    assert api.get("/files/two/f.txt").content == b"both"
+    assert error(api.delete("/replicas/archive/two/f.txt")) == (404, "not_found")
+    # the last current copy is the file itself: removing it is DELETE /files
+    assert error(api.delete("/replicas/laptop/two/f.txt")) == (409, "conflict")
+    assert (tmp_path / "laptop/two/f.txt").read_bytes() == b"both"
+    assert error(api.delete("/replicas/laptop/two")) == (409, "is_a_directory")
+    # a later sync pass does not bring the dropped replica back
+    assert api.post("/sync", json={"path": "/"}).json()["copied"] == 0
+    assert not (tmp_path / "archive/two/f.txt").exists()
+
+
 def test_streamed_upload_is_not_held_in_memory(svc: Running, api: httpx.Client) -> None:
     """120 MiB through PUT with a chunked body: the server never holds it whole (traced
     allocations in the service's process stay far below the file's size)."""
@@ -483,6 +499,7 @@ def test_bad_paths_are_4xx_and_change_nothing(api: httpx.Client, tmp_path: Path,
         ("DELETE", f"/files/{bad}"),
         ("GET", f"/replicas/laptop/{bad}"),
         ("PUT", f"/replicas/laptop/{bad}"),
+        ("DELETE", f"/replicas/laptop/{bad}"),
         ("GET", f"/entries/{bad}"),
         ("DELETE", f"/entries/{bad}?recursive=true"),
         ("POST", f"/dirs/{bad}"),

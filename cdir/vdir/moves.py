@@ -19,7 +19,7 @@ from cdir.schema import TransferReport
 from cdir.schema.paths import join, relative, split
 from cdir.vdir import engine
 from cdir.vdir.base import Core, bind, interruptible
-from cdir.vdir.plan import remote_of
+from cdir.vdir.plan import is_current, remote_of
 from cdir.vdir.transfers import check_within
 
 MOVABLE = (ReplicaState.CURRENT, ReplicaState.STALE)
@@ -225,6 +225,33 @@ class MoveOps(Core):
     def _delete_file(self, prov: Provider, remote: str) -> None:
         with contextlib.suppress(NotFound):  # already gone is what we wanted
             self.backend(prov.name).delete(remote)
+
+    def drop_replica(self, text: str, provider: str) -> None:
+        """Remove one provider's replica of a file and keep the file: refused when no other
+        current replica would be left (removing the file is `rm`). The provider's copy goes
+        first; a process killed before the catalog follows leaves a replica found missing,
+        which the next sync pass restores: nothing is lost either way."""
+        path = self.path(text)
+        with self.claim([path], exclusive=True, command=f"drop {provider}:{path}"):
+            e = self.entry(path)
+            if e.kind != "file":
+                raise IsADirectory(f"is a directory: {path}")
+            pid = self.provider_row(provider).id or 0
+            with self.db.transaction() as s:
+                reps = queries.replica_map(s, [e.id]).get(e.id, {})
+            mine = reps.get(pid)
+            if mine is None:
+                raise NotFound(f"{path}: no replica on {provider}")
+            if not any(q != pid and is_current(r, e) for q, r in reps.items()):
+                raise Conflict(f"{path}: {provider} holds its last current copy (remove the file)")
+            with contextlib.suppress(NotFound):
+                self.backend(provider).delete(mine.remote_path)
+
+            def forget(s: Any) -> None:
+                writes.forget_replicas(s, [mine.id])
+                self.event(s, "drop", path, provider)
+
+            self.db.write(forget)
 
 
 def _moved_row(r: Any, st: RemoteStat) -> dict[str, Any]:

@@ -94,6 +94,7 @@ class VirtualDirectory(Protocol):
         parallel: int = 4,
         progress: bool = True,
     ) -> TransferReport: ...
+    def drop_replica(self, text: str, provider: str) -> None: ...
     def replicate(
         self,
         text: str,

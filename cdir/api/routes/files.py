@@ -231,6 +231,17 @@ def get_replica(
     return _download(vdir, e, provider, range, if_none_match)
 
 
+@router.delete(
+    "/replicas/{provider}/{path:path}",
+    response_model=EntryOut,
+    summary="Remove this provider's replica, keeping the file (409 if it is the last copy)",
+)
+def delete_replica(vdir: V, provider: str, path: str) -> EntryOut:
+    p = vpath(path)
+    vdir.drop_replica(p, provider)
+    return vdir.stat(p)
+
+
 @router.head(
     "/replicas/{provider}/{path:path}",
     summary="One replica's metadata as headers",
