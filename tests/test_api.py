@@ -388,12 +388,14 @@ def _frames(text: str) -> list[dict[str, str]]:
 def test_metrics(svc: Running, api: httpx.Client) -> None:
     api.put("/files/x.txt", content=b"xyz")
     api.get("/files/x.txt")
+    api.post("/providers/laptop/test")
     text = httpx.get(f"{svc.url}/metrics", headers={"Authorization": f"Bearer {svc.token}"}).text
     assert (
         'cdir_http_requests_total{method="PUT",route="/files/{path:path}",status="201"} 1.0' in text
     )
     assert 'cdir_replicas{provider="laptop",state="current"} 1.0' in text
     assert "cdir_http_sent_bytes_total" in text and "cdir_http_request_seconds_bucket" in text
+    assert 'cdir_provider_check_seconds{provider="laptop"}' in text
 
 
 def test_openapi_and_docs(svc: Running) -> None:

@@ -76,8 +76,10 @@ def provider(vdir: V, name: Name) -> ProviderOut:
 
 
 @router.post("/providers/{name}/test", response_model=TestOut, tags=["providers"])
-def test_provider(vdir: V, name: Name) -> TestOut:
-    return TestOut(name=name, seconds=vdir.test_provider(name))
+def test_provider(request: Request, vdir: V, name: Name) -> TestOut:
+    seconds = vdir.test_provider(name)
+    request.app.state.metrics.provider_seconds.labels(name).set(seconds)
+    return TestOut(name=name, seconds=seconds)
 
 
 @router.delete("/providers/{name}", response_model=RemovedOut, tags=["providers"])
