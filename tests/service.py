@@ -34,7 +34,8 @@ def running_service(home: Path, *, register: bool = True, **app_options: Any) ->
     token = service.token(files, create=True)
     assert token
     vdir = VDir(Settings(home=home), interactive=False)
-    app = create_app(vdir, service.CurrentToken(files), uploads_dir=home / "uploads", **app_options)
+    options = {"inline_reads": vdir.settings.catalog.startswith("sqlite"), **app_options}
+    app = create_app(vdir, service.CurrentToken(files), uploads_dir=home / "uploads", **options)
     try:
         with serve_asgi(app) as url:
             if register:

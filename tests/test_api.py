@@ -257,6 +257,23 @@ def test_a_body_over_the_limit_is_413(home: Path, tmp_path: Path) -> None:
 
 
 # --- entries ------------------------------------------------------------------------------
+def test_catalog_reads_in_worker_threads(home: Path, tmp_path: Path) -> None:
+    """What a PostgreSQL catalog gets (reads off the event loop): the same answers."""
+    home.mkdir(parents=True, exist_ok=True)
+    with running_service(home, register=False, inline_reads=False) as s:
+        s.vdir.add_provider("laptop", "local", str(tmp_path / "l"), {})
+        headers = {"Authorization": f"Bearer {s.token}"}
+        with httpx.Client(base_url=f"{s.url}/api/v1", headers=headers) as c:
+            e = c.put("/files/w/t.csv", content=b"x").json()
+            assert c.get("/entries/w").json()["children"][0]["path"] == "/w/t.csv"
+            assert [h["path"] for h in c.get("/search", params={"pattern": "*.csv"}).json()] == [
+                "/w/t.csv"
+            ]
+            assert c.get("/status/w", params={"recursive": True}).json()[0]["replicas"]
+            assert c.get(f"/ids/{e['id']}").json()["path"] == "/w/t.csv"
+            assert error(c.get("/entries/nope")) == (404, "not_found")
+
+
 def test_listings_page_with_a_cursor_and_children_ranges(api: httpx.Client) -> None:
     for i in range(25):
         api.put(f"/files/many/f{i:02}.txt", content=b"x")

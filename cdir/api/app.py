@@ -48,6 +48,7 @@ def create_app(
     max_upload: int = 1024 * GiB,
     max_chunk: int = 256 * 1024**2,
     cors_origins: list[str] | None = None,
+    inline_reads: bool = False,
 ) -> FastAPI:
     """The service over `vdir`. `max_upload`: the largest body a PUT takes; `max_chunk`: the
     largest resumable-upload chunk; `cors_origins`: none unless configured. `token`: the
@@ -66,6 +67,7 @@ def create_app(
     app.state.token = token if callable(token) else lambda: token
     app.state.max_upload, app.state.max_chunk = max_upload, max_chunk
     app.state.uploads = uploads_dir
+    app.state.inline_reads = inline_reads  # deps.catalog_read says when and why
     background = ThreadPoolExecutor(1, thread_name_prefix="cdir-jobs")
     app.state.run_in_background = lambda fn: background.submit(fn)
     errors.install(app)

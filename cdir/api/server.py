@@ -54,6 +54,7 @@ def serve(
     insecure: bool = False,
     cors_origins: list[str] | None = None,
     daemon_pid: int | None = None,
+    inline_reads: bool = False,
 ) -> None:
     import uvicorn
 
@@ -66,7 +67,11 @@ def serve(
     files = service.Files(home)
     service.token(files, create=True)
     app = create_app(
-        vdir, service.CurrentToken(files), uploads_dir=home / "uploads", cors_origins=cors_origins
+        vdir,
+        service.CurrentToken(files),
+        uploads_dir=home / "uploads",
+        cors_origins=cors_origins,
+        inline_reads=inline_reads,
     )
     config = uvicorn.Config(
         app,

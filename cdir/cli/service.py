@@ -116,6 +116,7 @@ def _foreground(
         insecure=insecure,
         cors_origins=cors,
         daemon_pid=int(daemon_pid) if daemon_pid else None,
+        inline_reads=vdir.settings.catalog.startswith("sqlite"),
     )
 
 

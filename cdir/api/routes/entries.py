@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from cdir.api.deps import V, vpath
+from cdir.api.deps import V, catalog_read, vpath
 from cdir.schema import EntryOut, TransferReport
 
 router = APIRouter(tags=["entries"])
@@ -57,7 +57,8 @@ def _offset_window(children: str | None, limit: int) -> tuple[int, int]:
     response_model=ListingOut,
     summary="An entry and, for a directory, a page of its children",
 )
-def get_entry(
+async def get_entry(
+    request: Request,
     vdir: V,
     path: str,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
@@ -67,11 +68,17 @@ def get_entry(
     replicas: bool = False,
 ) -> ListingOut:
     p = vpath(path)
+    after = vpath(cursor.lstrip("/")) if cursor else None
+    offset, size = _offset_window(children, limit)
+    return await catalog_read(request, _listing, vdir, p, after, offset, size, recursive, replicas)
+
+
+def _listing(
+    vdir: V, p: str, after: str | None, offset: int, size: int, recursive: bool, replicas: bool
+) -> ListingOut:
     entry = vdir.stat(p)
     if entry.kind != "dir":
         return ListingOut(entry=entry, next_cursor=None)
-    after = vpath(cursor.lstrip("/")) if cursor else None
-    offset, size = _offset_window(children, limit)
     page = vdir.ls(p, recursive=recursive, limit=offset + size, after=after, replicas=replicas)
     kids = page.entries[offset:]
     more = page.next_cursor is not None
@@ -108,14 +115,18 @@ def move(vdir: V, body: MoveIn) -> TransferReport:
 
 
 @router.get("/search", response_model=list[EntryOut], summary="Glob over the catalog")
-def search(
+async def search(
+    request: Request,
     vdir: V,
     pattern: Annotated[str, Query(min_length=1, max_length=4096)],
     under: str = "/",
     recursive: bool = True,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
 ) -> list[EntryOut]:
-    return vdir.search(pattern, vpath(under.lstrip("/")), recursive=recursive, limit=limit)
+    where = vpath(under.lstrip("/"))
+    return await catalog_read(
+        request, lambda: vdir.search(pattern, where, recursive=recursive, limit=limit)
+    )
 
 
 @router.get(
@@ -123,8 +134,9 @@ def search(
     response_model=list[EntryOut],
     summary="Files with each replica and its state",
 )
-def status(vdir: V, path: str, recursive: bool = False) -> list[EntryOut]:
-    return vdir.status(vpath(path), recursive=recursive)
+async def status(request: Request, vdir: V, path: str, recursive: bool = False) -> list[EntryOut]:
+    p = vpath(path)
+    return await catalog_read(request, lambda: vdir.status(p, recursive=recursive))
 
 
 @router.put(
@@ -137,5 +149,7 @@ def prefer(vdir: V, path: str, body: PreferIn) -> EntryOut:
 
 
 @router.get("/ids/{entry_id}", response_model=EntryOut, summary="An entry by its stable id")
-def by_id(vdir: V, entry_id: Annotated[int, Path(ge=1, le=2**62)]) -> EntryOut:
-    return vdir.entry_by_id(entry_id)
+async def by_id(
+    request: Request, vdir: V, entry_id: Annotated[int, Path(ge=1, le=2**62)]
+) -> EntryOut:
+    return await catalog_read(request, vdir.entry_by_id, entry_id)
