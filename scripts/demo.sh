@@ -35,3 +35,16 @@ echo "laptop's notes, newer" > "$demo/laptop/proj/data/README.txt"
 $cdir sync
 $cdir ls /proj/data
 $cdir status /proj/data -r
+# the REST service: later commands become its clients; curl reads a file through it
+port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+$cdir service start --port "$port" --no-daemon
+trap '$cdir service stop >/dev/null 2>&1 || true' EXIT  # also when a step fails
+$cdir ls /proj/data/raw
+# the token goes to curl in a 0600 header file: the trace of this script never shows it
+{ set +x; } 2>/dev/null
+(umask 077; echo "Authorization: Bearer $($cdir service token)" > "$demo/auth.header")
+set -x
+curl -s -H @"$demo/auth.header" "http://127.0.0.1:$port/api/v1/files/proj/data/raw/train.csv"
+curl -s -H @"$demo/auth.header" -r 0-3 "http://127.0.0.1:$port/api/v1/replicas/archive/proj/data/raw/train.csv"; echo
+curl -s "http://127.0.0.1:$port/api/v1/entries/proj"; echo
+$cdir service stop
