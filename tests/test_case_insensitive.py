@@ -72,6 +72,20 @@ def test_a_stream_write_with_nowhere_left_is_refused(v: Any) -> None:
     assert v.backend("fold").read_bytes("s/Name.txt") == b"a"
 
 
+def test_a_move_onto_another_case_is_refused(v: Any) -> None:
+    v.write("/m/Data.csv", io.BytesIO(b"keep"), 4)
+    v.write("/m/new.csv", io.BytesIO(b"new"), 3)
+    with pytest.raises(Conflict, match=r"fold ignores case and holds /m/Data\.csv"):
+        v.mv("/m/new.csv", "/m/data.csv", progress=False)
+    assert v.backend("fold").read_bytes("m/Data.csv") == b"keep"
+    v.mkdir("/m/Folder")
+    with pytest.raises(Conflict, match="holds /m/Folder"):
+        v.mv("/m/new.csv", "/m/folder", progress=False)
+    # a rename that changes only the case of the name itself is fine
+    assert v.mv("/m/new.csv", "/m/NEW.csv", progress=False).failed == 0
+    assert v.backend("exact").read_bytes("m/NEW.csv") == b"new"
+
+
 @pytest.mark.parametrize(
     ("held", "names", "kept"),
     [

@@ -41,6 +41,8 @@ class MoveOps(Core):
             files = 1 if se.kind == "file" else len(queries.files_in(s, sp, recursive=True))
             provs = queries.providers_by_id(s)
             writes.check_dirs(s, [split(dp)[0]])
+            holders = {r.provider_id: provs[r.provider_id] for r in reps if r.provider_id in provs}
+            self._refuse_case_clash(s, sp, dp, list(holders.values()))
             left = maintenance.undeleted(s, dp)  # a tombstone there still has a file
         if left:
             raise Conflict(
@@ -71,6 +73,20 @@ class MoveOps(Core):
         report.failed = len({t.key.entry_id for t in tasks if t.key.id not in moved})
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
+
+    def _refuse_case_clash(self, s: Any, sp: str, dp: str, holders: list[Provider]) -> None:
+        """On a provider that ignores case, moving onto `a.csv` beside `A.csv` (or into a
+        folder `Data` as `data`) would overwrite or merge: refused before anything moves."""
+        blind = [p for p in holders if not self.backend(p.name).capabilities.case_sensitive]
+        if not blind:
+            return
+        d, name = split(dp)
+        for e in queries.children(s, d, recursive=False):
+            other = join(d, e.basename)
+            if e.basename.casefold() == name.casefold() and other not in (dp, sp):
+                raise Conflict(
+                    f"cannot move onto {dp}: {blind[0].name} ignores case and holds {other}"
+                )
 
     def _mv_paths(self, src: str, dst: str) -> tuple[str, str, Any]:
         """(source path, destination path, source entry): into an existing directory the
