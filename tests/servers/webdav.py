@@ -127,25 +127,20 @@ def webdav_oc_server() -> Iterator[WebDAVServer]:
         data.mkdir()
         empty_config = tmp / "rclone.conf"
         empty_config.touch()
-        port = free_port()
-        cmd = [
-            _rclone(),
-            "serve",
-            "webdav",
-            str(data),
-            "--addr",
-            f"127.0.0.1:{port}",
-            "--user",
-            USER,
-            "--pass",
-            PASSWORD,
-            "--config",
-            str(empty_config),
-            # ETag = MD5 of the content; the default (mtime+size) would not change when a
-            # same-size file is rewritten with the same mtime.
-            "--etag-hash",
-            "MD5",
-        ]
-        url = f"http://127.0.0.1:{port}"
-        with running(cmd, lambda: _answers(url + "/"), "rclone serve webdav"):
-            yield WebDAVServer(url, USER, PASSWORD, data, "x-oc-mtime", "rclone")
+        cmd, server = rclone_dav(data, empty_config, free_port())
+        with running(cmd, lambda: _answers(server.url + "/"), "rclone serve webdav"):
+            yield server
+
+
+def rclone_dav(data: Path, config: Path, port: int) -> tuple[list[str], WebDAVServer]:
+    """`rclone serve webdav` of the folder `data` on `port` (`config`: an empty rclone
+    config file): the command, and the server it makes."""
+    url = f"http://127.0.0.1:{port}"
+    cmd = [
+        _rclone(), "serve", "webdav", str(data), "--addr", f"127.0.0.1:{port}",
+        "--user", USER, "--pass", PASSWORD, "--config", str(config),
+        # ETag = MD5 of the content; the default (mtime+size) would not change when a
+        # same-size file is rewritten with the same mtime.
+        "--etag-hash", "MD5",
+    ]  # fmt: skip
+    return cmd, WebDAVServer(url, USER, PASSWORD, data, "x-oc-mtime", "rclone")

@@ -18,7 +18,6 @@ from cdir.errors import (
     InvalidPath,
     IsADirectory,
     NotADirectory,
-    NotFound,
     ProviderError,
     UsageError,
     translated,
@@ -31,7 +30,14 @@ from cdir.providers.base import (
     Provider,
     RemoteStat,
 )
-from cdir.providers.common import MiB, PrependedStream, check_size, parse_rfc3339, read_upto
+from cdir.providers.common import (
+    MiB,
+    PrependedStream,
+    check_size,
+    parse_rfc3339,
+    read_upto,
+    walk_folders,
+)
 from cdir.providers.oauth import OAuthEndpoints, OAuthSession
 from cdir.providers.onedrive import delta, upload
 from cdir.providers.onedrive.api import Graph, Json, item_url
@@ -163,19 +169,7 @@ class OneDriveProvider(Provider):
     def list(
         self, path: str = "", recursive: bool = False, *, mtimes: bool = True
     ) -> Iterator[RemoteStat]:
-        top = self._rel(path)
-        pending = [top]
-        while pending:
-            rel = pending.pop()
-            try:
-                for st in self._children(rel):
-                    yield st
-                    if recursive and st.kind == "dir":
-                        pending.append(st.path)
-            except NotFound:
-                if rel == top and top != "":
-                    raise
-                # a root not made yet lists empty; a folder removed meanwhile is skipped
+        return walk_folders(self._rel(path), self._children, recursive)
 
     def _children(self, rel: str) -> Iterator[RemoteStat]:
         what = self._what(rel)

@@ -21,7 +21,7 @@ from cdir.errors import (
     translated,
 )
 from cdir.providers.base import CHUNK, TMP_PREFIX, Capabilities, Provider, RemoteStat, reap
-from cdir.providers.common import ChunkReader, PrependedStream, check_size, read_upto
+from cdir.providers.common import ChunkReader, PrependedStream, check_size, read_upto, walk_folders
 from cdir.providers.webdav.errors import ERRORS, DAVStatus
 from cdir.providers.webdav.session import DAVSession
 from cdir.providers.webdav.settings import OPTIONS, resolve
@@ -77,19 +77,7 @@ class WebDAVProvider(Provider):
     def list(
         self, path: str = "", recursive: bool = False, *, mtimes: bool = True
     ) -> Iterator[RemoteStat]:
-        top = self._rel(path)
-        pending = [top]
-        while pending:
-            rel = pending.pop()
-            try:
-                for item in self._children(rel):
-                    yield item
-                    if recursive and item.kind == "dir":
-                        pending.append(item.path)
-            except NotFound:
-                if rel == top and top != "":
-                    raise
-                # the root not made yet lists empty; a subdirectory removed meanwhile is skipped
+        return walk_folders(self._rel(path), self._children, recursive)
 
     def _children(self, rel: str, temporaries: bool = False) -> Iterator[RemoteStat]:
         """The entries of one collection, parsed from PROPFIND Depth 1 as it streams in; with
