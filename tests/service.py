@@ -22,9 +22,11 @@ class Running:
 
 
 @contextmanager
-def running_service(home: Path, *, register: bool = True, **app_options: Any) -> Iterator[Running]:
-    """Serve `home`'s catalog; with `register`, later `cdir` commands of that home find it
-    (as after `cdir service start`) and become its clients."""
+def running_service(
+    home: Path, *, register: bool = True, catalog_url: str | None = None, **app_options: Any
+) -> Iterator[Running]:
+    """Serve `home`'s catalog (or `catalog_url`'s); with `register`, later `cdir` commands of
+    that home find it (as after `cdir service start`) and become its clients."""
     from cdir import service
     from cdir.api import create_app
     from cdir.config import Settings
@@ -33,7 +35,8 @@ def running_service(home: Path, *, register: bool = True, **app_options: Any) ->
     files = service.Files(home)
     token = service.token(files, create=True)
     assert token
-    vdir = VDir(Settings(home=home), interactive=False)
+    settings = Settings(home=home, catalog_url=catalog_url) if catalog_url else Settings(home=home)
+    vdir = VDir(settings, interactive=False)
     options = {"inline_reads": vdir.settings.catalog.startswith("sqlite"), **app_options}
     app = create_app(vdir, service.CurrentToken(files), uploads_dir=home / "uploads", **options)
     try:

@@ -256,14 +256,39 @@ def test_a_body_over_the_limit_is_413(home: Path, tmp_path: Path) -> None:
             assert c.get("/entries/").json()["children"] == []
 
 
+def concurrent_writes_agree(c: httpx.Client) -> None:
+    """16 PUTs of one new path from 8 threads: no 5xx, one entry, and the catalog names the
+    version the provider holds (the last writer wins; writes of one path take turns)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(
+            pool.map(lambda i: c.put("/files/w/same.csv", content=b"%d" % i).status_code, range(16))
+        )
+    assert set(codes) <= {200, 201} and 201 in codes  # which one created it: a race
+    same = [x for x in c.get("/entries/w").json()["children"] if x["path"].endswith("e.csv")]
+    assert len(same) == 1 and same[0]["generation"] == 16  # each write a version, in turn
+    body = c.get("/files/w/same.csv")
+    assert "md5:" + hashlib.md5(body.content).hexdigest() == same[0]["hash"]
+
+
+def test_concurrent_writes_of_one_path(api: httpx.Client) -> None:
+    concurrent_writes_agree(api)
+
+
 # --- entries ------------------------------------------------------------------------------
-def test_catalog_reads_in_worker_threads(home: Path, tmp_path: Path) -> None:
-    """What a PostgreSQL catalog gets (reads off the event loop): the same answers."""
+@pytest.mark.postgres
+def test_on_a_postgresql_catalog(home: Path, tmp_path: Path) -> None:
+    """A PostgreSQL catalog: its reads go to worker threads (off the event loop); the same
+    answers, and concurrent writers of one path give one entry and no 5xx."""
+    from tests.conftest import pg_schema
+
     home.mkdir(parents=True, exist_ok=True)
-    with running_service(home, register=False, inline_reads=False) as s:
+    with pg_schema() as url, running_service(home, register=False, catalog_url=url) as s:
+        assert s.app.state.inline_reads is False
         s.vdir.add_provider("laptop", "local", str(tmp_path / "l"), {})
         headers = {"Authorization": f"Bearer {s.token}"}
-        with httpx.Client(base_url=f"{s.url}/api/v1", headers=headers) as c:
+        with httpx.Client(base_url=f"{s.url}/api/v1", headers=headers, timeout=60) as c:
             e = c.put("/files/w/t.csv", content=b"x").json()
             assert c.get("/entries/w").json()["children"][0]["path"] == "/w/t.csv"
             assert [h["path"] for h in c.get("/search", params={"pattern": "*.csv"}).json()] == [
@@ -272,6 +297,7 @@ def test_catalog_reads_in_worker_threads(home: Path, tmp_path: Path) -> None:
             assert c.get("/status/w", params={"recursive": True}).json()[0]["replicas"]
             assert c.get(f"/ids/{e['id']}").json()["path"] == "/w/t.csv"
             assert error(c.get("/entries/nope")) == (404, "not_found")
+            concurrent_writes_agree(c)
 
 
 def test_listings_page_with_a_cursor_and_children_ranges(api: httpx.Client) -> None:

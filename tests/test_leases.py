@@ -122,3 +122,54 @@ def test_a_waiting_claim_says_so_once_and_goes_on_when_released(db: Database) ->
         assert isinstance(take(db, ["/t"], False, OTHER), leases.Held)
     assert heard == ["waiting for `rm -r /t` (pid 200 on here) to finish with /t"]
     assert isinstance(take(db, ["/t"], True, OTHER), list)  # released at the end
+
+
+def test_threads_of_one_process_take_turns(db: Database) -> None:
+    """The service runs requests as threads of one process, whose leases never conflict in
+    the catalog: an exclusive claim there waits for another thread's claim all the same, and
+    one thread may claim again inside its own claim."""
+    order: list[str] = []
+    waiting = threading.Event()
+
+    def second() -> None:
+        def notice(msg: str) -> None:
+            order.append("second waits")
+            waiting.set()
+
+        with claims.claim(
+            db, ["/t/a"], exclusive=True, command="rm /t/a", wait_s=30, notice=notice
+        ):
+            order.append("second holds")
+
+    with claims.claim(db, ["/t"], exclusive=False, command="put /t", wait_s=30):
+        with claims.claim(db, ["/t"], exclusive=True, command="sync /t", wait_s=0):
+            order.append("first again")  # its own thread: no wait
+        t = threading.Thread(target=second)
+        t.start()
+        assert waiting.wait(30), "the second thread never waited"
+        order.append("first ends")
+    t.join(30)
+    assert order == ["first again", "second waits", "first ends", "second holds"]
+
+
+def test_another_threads_claim_in_the_way_is_one_busy_line(db: Database) -> None:
+    inside, done = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with claims.claim(db, ["/t"], exclusive=True, command="mv /t /u", wait_s=0):
+            inside.set()
+            done.wait(30)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    assert inside.wait(30)
+    try:
+        busy = r"^/t is busy: `mv /t /u` \(pid \d+ on .+\) is working"
+        with (
+            pytest.raises(Busy, match=busy),
+            claims.claim(db, ["/t/x"], exclusive=False, command="put /t/x", wait_s=0),
+        ):
+            pass
+    finally:
+        done.set()
+        t.join(30)

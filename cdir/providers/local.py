@@ -59,6 +59,19 @@ _Temps = list[tuple[str, float | None]]  # (name, mtime in seconds) of uploads i
 _UNSAFE = ("\0", ":", "\\") if os.name == "nt" else ("\0",)
 
 
+class _Landing:
+    """A write in progress: the temporary's fd, then the stat of what landed."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.st: os.stat_result | None = None
+
+    @property
+    def landed(self) -> os.stat_result:
+        assert self.st is not None, "read after the write's block ended"
+        return self.st
+
+
 class LocalProvider(Provider):
     kind = "local"
     capabilities = Capabilities(
@@ -166,23 +179,29 @@ class LocalProvider(Provider):
         return out
 
     @contextmanager
-    def _replacing(self, dst: Path, mtime_ns: int | None) -> Iterator[int]:
-        """A temporary file beside `dst` as an fd for the block to fill; then given
-        `mtime_ns` and renamed onto `dst`, or removed if the block fails. Missing parents
-        are made, but never the root itself: a root that vanished (an unmounted disk) is a
-        fault, not a folder to recreate on the wrong disk."""
+    def _replacing(self, dst: Path, mtime_ns: int | None) -> Iterator[_Landing]:
+        """A temporary file beside `dst` for the block to fill (`.fd`); then given `mtime_ns`
+        and renamed onto `dst` (`.st` is then the stat of what landed), or removed if the
+        block fails. Missing parents are made, but never the root itself: a root that
+        vanished (an unmounted disk) is a fault, not a folder to recreate on the wrong disk."""
         fd, tmp = self._temp_in(dst.parent)
+        landing = _Landing(fd)
         try:
             try:
-                yield fd
+                yield landing
                 if mtime_ns is not None:
                     os.utime(fd, ns=(mtime_ns, mtime_ns))
+                ours = os.fstat(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, dst)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        # the path's stat (a rename may change ctime), unless another writer of the same
+        # path renamed its own file over ours meanwhile: then what we wrote is `ours`
+        now = os.stat(dst)
+        landing.st = now if now.st_ino == ours.st_ino else ours
 
     def _temp_in(self, folder: Path) -> tuple[int, Path]:
         try:
@@ -243,10 +262,10 @@ class LocalProvider(Provider):
             dst = self._p(path)
             if dst.is_dir():
                 raise IsADirectory(f"{what}: is a directory")
-            with self._replacing(dst, mtime_ns) as fd:
-                md5, written = _copy_hashed(_stream_reader(stream), fd)
+            with self._replacing(dst, mtime_ns) as w:
+                md5, written = _copy_hashed(_stream_reader(stream), w.fd)
                 check_size(what, size, written)  # the source changed: the old file stays
-            return self._stat(path, os.stat(dst), md5=md5)
+            return self._stat(path, w.landed, md5=md5)
 
     def put_file(self, local: Path, path: str, mtime_ns: int | None = None) -> RemoteStat:
         """Copied through Python so it is hashed on the way (`_copy_hashed`); it was a
@@ -260,9 +279,9 @@ class LocalProvider(Provider):
             dst = self._p(path)
             if dst.is_dir():
                 raise IsADirectory(f"{self._what(path)}: is a directory")
-            with self._replacing(dst, mtime_ns) as fd, open(local, "rb", buffering=0) as src:
-                md5, _ = _copy_hashed(_file_reader(src.fileno()), fd)
-            return self._stat(path, os.stat(dst), md5=md5)
+            with self._replacing(dst, mtime_ns) as w, open(local, "rb", buffering=0) as src:
+                md5, _ = _copy_hashed(_file_reader(src.fileno()), w.fd)
+            return self._stat(path, w.landed, md5=md5)
 
     def delete(self, path: str) -> None:
         with translated(ERRORS, self._what(path)):
@@ -289,9 +308,9 @@ class LocalProvider(Provider):
             s = self._p(src)
             if s.is_dir():
                 raise IsADirectory(f"{self._what(src)}: is a directory")
-            with self._replacing(self._p(dst), os.stat(s).st_mtime_ns) as fd, open(s, "rb") as f:
-                _send(f.fileno(), fd)
-            return self.stat(dst)
+            with self._replacing(self._p(dst), os.stat(s).st_mtime_ns) as w, open(s, "rb") as f:
+                _send(f.fileno(), w.fd)
+            return self._stat(dst, w.landed)
 
     def move(self, src: str, dst: str) -> RemoteStat:
         with translated(ERRORS, self._what(src)):

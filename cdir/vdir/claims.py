@@ -36,16 +36,80 @@ def claim(
 ) -> Iterator[None]:
     """Hold `paths` (exclusively for removals) while the block runs."""
     holder = leases.Holder(socket.gethostname(), os.getpid(), command)
-    ids = _take(db, sorted(set(paths)), exclusive, holder, wait_s, notice)
-    stop = threading.Event()
-    beat = threading.Thread(target=_renew, args=(db, ids, stop), daemon=True)
-    beat.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        beat.join()
-        db.write(lambda s: leases.release(s, ids))
+    wanted = sorted(set(paths))
+    deadline = time.monotonic() + wait_s
+    with _THREADS.hold(wanted, exclusive, command, deadline, wait_s, notice):
+        ids = _take(db, wanted, exclusive, holder, max(deadline - time.monotonic(), 0), notice)
+        stop = threading.Event()
+        beat = threading.Thread(target=_renew, args=(db, ids, stop), daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beat.join()
+            db.write(lambda s: leases.release(s, ids))
+
+
+class _ThreadClaims:
+    """Claims between the threads of this process. A lease names a process (host, pid), and
+    one process's leases never stand in each other's way, so that a command's nested claims
+    do not wait for itself; the service runs many requests in one process, so its threads
+    are kept apart here — the same thread may claim again."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._held: list[tuple[str, bool, int, str]] = []  # path, exclusive, thread, command
+
+    @contextmanager
+    def hold(
+        self,
+        paths: list[str],
+        exclusive: bool,
+        command: str,
+        deadline: float,
+        wait_s: float,
+        notice: Callable[[str], None] | None,
+    ) -> Iterator[None]:
+        me, told = threading.get_ident(), False
+        with self._cond:
+            while (other := self._in_way(paths, exclusive, me)) is not None:
+                left = deadline - time.monotonic()
+                who = f"`{other[3]}` (pid {os.getpid()} on {socket.gethostname()})"
+                if left <= 0:
+                    raise Busy(
+                        f"{other[0]} is busy: {who} is working on it; try again when it has "
+                        f"finished (waited {wait_s:g} s, see CDIR_LEASE_WAIT)"
+                    )
+                if notice is not None and not told:
+                    notice(f"waiting for {who} to finish with {other[0]}")
+                    told = True
+                self._cond.wait(min(left, 1.0))
+            mine = [(p, exclusive, me, command) for p in paths]
+            self._held += mine
+        try:
+            yield
+        finally:
+            with self._cond:
+                for m in mine:
+                    self._held.remove(m)
+                self._cond.notify_all()
+
+    def _in_way(
+        self, paths: list[str], exclusive: bool, me: int
+    ) -> tuple[str, bool, int, str] | None:
+        for held in self._held:
+            path, excl, thread, _ = held
+            if (
+                thread != me
+                and (exclusive or excl)
+                and any(leases.overlaps(p, path) for p in paths)
+            ):
+                return held
+        return None
+
+
+_THREADS = _ThreadClaims()
 
 
 def _take(

@@ -75,6 +75,22 @@ class StreamOps(TransferOps, NamespaceOps):
         `if_generation`: only over that generation of the file (0: only where there is no
         file), else PreconditionFailed before anything is written."""
         path = self.path(text)
+        # one writer of a path at a time (another waits), and none while an rm or mv of a
+        # tree above holds it: two writes racing to rename onto one file could leave the
+        # catalog naming one version and the provider holding the other
+        with self.claim([path], exclusive=True, command=f"write {path}"):
+            self._land_stream(path, stream, size, mtime_ns, to, if_generation)
+        return self.stat(path)
+
+    def _land_stream(
+        self,
+        path: str,
+        stream: BinaryIO,
+        size: int | None,
+        mtime_ns: int | None,
+        to: Sequence[str] | None,
+        if_generation: int | None,
+    ) -> None:
         when = time.time_ns() if mtime_ns is None else mtime_ns
         job = FileJob(path, size or 0, when, StreamSource(stream, size))
         with self.db.transaction() as s:
@@ -93,8 +109,12 @@ class StreamOps(TransferOps, NamespaceOps):
         hashing = HashingReader(stream)
         job.source = StreamSource(hashing, size)  # type: ignore[arg-type]  # a readable stream
         st = self.upload(job, first)
-        if size is not None and st.size != size:
-            raise CdirError(f"{first.name}:{path}: size mismatch after write ({st.size} != {size})")
+        if size is not None and st.size != size:  # another writer of the path won the race
+            raise Conflict(
+                f"{first.name}:{path}: changed by another writer meanwhile "
+                f"({st.size} bytes there, {size} sent); try again",
+                retryable=True,
+            )
         assert first.id is not None
         job.size, job.hash, job.done[first.id] = st.size, f"md5:{hashing.md5.hexdigest()}", st
         report = TransferReport()
@@ -104,7 +124,6 @@ class StreamOps(TransferOps, NamespaceOps):
             self._transfer([job], len(rest), False, "write", report)
         else:
             self._record([job], "write", report)
-        return self.stat(path)
 
 
 def _precondition(path: str, e: Any, generation: int) -> None:
