@@ -173,3 +173,28 @@ def test_another_threads_claim_in_the_way_is_one_busy_line(db: Database) -> None
     finally:
         done.set()
         t.join(30)
+
+
+def test_held_claims_are_renewed(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a command works, its claims are renewed (one thread for all of a process's),
+    so a holder on another host is never taken for dead; a released claim is not."""
+    import time
+
+    from sqlalchemy import select
+
+    from cdir.catalog.leases import LEASE
+
+    monkeypatch.setattr(claims, "RENEW_S", 0.05)
+    monkeypatch.setattr(claims, "_RENEWER", claims._Renewer())
+
+    def expiry() -> list[object]:
+        with db.transaction() as s:
+            return [r.expires_at for r in s.execute(select(LEASE)).all()]
+
+    with claims.claim(db, ["/t"], exclusive=False, command="put /t", wait_s=0):
+        first = expiry()
+        deadline = time.monotonic() + 30
+        while expiry() == first:
+            assert time.monotonic() < deadline, "the claim was never renewed"
+            time.sleep(0.01)  # polling the catalog for the renewal, with a deadline
+    assert expiry() == []
