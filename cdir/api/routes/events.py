@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
-import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from cdir.api.deps import V
+from cdir.api.deps import V, catalog_read
 from cdir.schema import EventOut
 
 router = APIRouter(tags=["events"])
@@ -43,7 +42,7 @@ async def events(
     async def stream() -> AsyncIterator[str]:
         cursor, idle = start, 0.0
         while True:
-            batch = await anyio.to_thread.run_sync(vdir.events, cursor, BATCH)
+            batch = await catalog_read(request, vdir.events, cursor, BATCH)
             for ev in batch:
                 yield frame(ev)
                 cursor = ev.id
