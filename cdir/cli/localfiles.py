@@ -5,7 +5,6 @@ rsync-like skip decided from one listing per directory."""
 from __future__ import annotations
 
 import os
-import stat as statmod
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -211,24 +210,11 @@ def _same_us(a: int, b: int) -> bool:
 def _gather(
     src: str, dest: str, into: bool, recursive: bool, follow_links: bool, plan: _Plan, notes: Any
 ) -> None:
-    """The files and directories one local source brings (as `put` does directly)."""
-    from cdir.vdir.localtree import child_path, walk_local
+    """The files and directories one local source brings (as `put` decides directly)."""
+    from cdir.vdir.localtree import put_source
 
-    try:
-        st = os.stat(src)
-    except FileNotFoundError:
-        raise NotFound(f"no such local file or directory: {src}") from None
-    except OSError as exc:
-        raise CdirError(f"cannot read {src}: {exc.strerror}") from None
-    name = os.path.basename(os.path.abspath(src))
-    if not statmod.S_ISDIR(st.st_mode):
-        vp = child_path(dest, name) if into else dest
-        plan.files.append(_Job(vp, src, st.st_size, st.st_mtime_ns))
-        return
-    base = dest if (src.endswith("/") or not into) else child_path(dest, name)
-    plan.dirs.add(base)
-    for lp, vp, lst in walk_local(src, base, recursive, notes, follow_links):
-        if lst is None:
+    for lp, vp, st in put_source(src, dest, into, recursive, follow_links, notes):
+        if st is None:
             plan.dirs.add(vp)
         else:
-            plan.files.append(_Job(vp, lp, lst.st_size, lst.st_mtime_ns))
+            plan.files.append(_Job(vp, lp, st.st_size, st.st_mtime_ns))

@@ -16,7 +16,7 @@ import stat as statmod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from cdir.errors import CdirError, one_line
+from cdir.errors import CdirError, NotFound, one_line
 from cdir.schema.paths import MAX_SEGMENT_BYTES, normalize
 
 
@@ -32,6 +32,27 @@ def child_path(base: str, name: str) -> str:
     if name.isascii() and name.isprintable() and len(name) <= MAX_SEGMENT_BYTES:
         return f"{base.rstrip('/')}/{name}"
     return normalize(name, base)
+
+
+def put_source(
+    src: str, dest: str, into: bool, recursive: bool, follow_links: bool, notes: WalkNotes
+) -> Iterator[tuple[str, str, os.stat_result | None]]:
+    """What one local source of a put brings, as walk_local gives it: a file lands at
+    `dest` (or `dest/name` when put `into` it); a directory's tree below `dest/name`, or
+    below `dest` itself when the source ends in `/` (its contents) or is not put `into`."""
+    try:
+        st = os.stat(src)
+    except FileNotFoundError:
+        raise NotFound(f"no such local file or directory: {src}") from None
+    except OSError as exc:
+        raise CdirError(f"cannot read {src}: {exc.strerror}") from None
+    name = os.path.basename(os.path.abspath(src))
+    if not statmod.S_ISDIR(st.st_mode):
+        yield src, child_path(dest, name) if into else dest, st
+        return
+    base = dest if (src.endswith("/") or not into) else child_path(dest, name)
+    yield src, base, None
+    yield from walk_local(src, base, recursive, notes, follow_links)
 
 
 def walk_local(

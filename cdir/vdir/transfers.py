@@ -6,9 +6,7 @@ write and the size was checked."""
 from __future__ import annotations
 
 import contextlib
-import os
 import posixpath
-import stat as statmod
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -30,7 +28,7 @@ from cdir.schema.models import ProviderTally
 from cdir.schema.paths import is_within, split
 from cdir.vdir import engine, verify
 from cdir.vdir.base import BATCH, Core, actor_name, interruptible
-from cdir.vdir.localtree import WalkNotes, child_path, walk_local
+from cdir.vdir.localtree import WalkNotes, put_source
 from cdir.vdir.plan import (
     FileJob,
     Holder,
@@ -89,24 +87,11 @@ class TransferOps(Core):
         notes: WalkNotes,
     ) -> None:
         """The jobs and directories one local source brings."""
-        try:
-            st = os.stat(src)
-        except FileNotFoundError:
-            raise NotFound(f"no such local file or directory: {src}") from None
-        except OSError as exc:
-            raise CdirError(f"cannot read {src}: {exc.strerror}") from None
-        name = os.path.basename(os.path.abspath(src))
-        if not statmod.S_ISDIR(st.st_mode):
-            vp = child_path(dest, name) if into else dest
-            files.append(FileJob(vp, st.st_size, st.st_mtime_ns, LocalSource(src)))
-            return
-        base = dest if (src.endswith("/") or not into) else child_path(dest, name)
-        dirs.add(base)
-        for lp, vp, lst in walk_local(src, base, recursive, notes, follow_links):
-            if lst is None:
+        for lp, vp, st in put_source(src, dest, into, recursive, follow_links, notes):
+            if st is None:
                 dirs.add(vp)
             else:
-                files.append(FileJob(vp, lst.st_size, lst.st_mtime_ns, LocalSource(lp)))
+                files.append(FileJob(vp, st.st_size, st.st_mtime_ns, LocalSource(lp)))
 
     # --- the shared write path ------------------------------------------------------------
     def write_jobs(
