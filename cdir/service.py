@@ -10,6 +10,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cdir.config import write_private
 
@@ -79,7 +80,7 @@ def write_state(files: Files, state: dict[str, object]) -> None:
     write_private(files.state, json.dumps(state))
 
 
-def read_state(files: Files) -> dict[str, object] | None:
+def read_state(files: Files) -> dict[str, Any] | None:
     try:
         data = json.loads(files.state.read_text())
     except (FileNotFoundError, ValueError):
@@ -91,17 +92,24 @@ def clear_state(files: Files) -> None:
     files.state.unlink(missing_ok=True)
 
 
-def client_target(files: Files) -> tuple[str, str] | None:
-    """(URL, token) the CLI talks to: CDIR_URL (+ CDIR_TOKEN or the token file) when set,
-    else the service this home started, when its process still runs."""
-    url = os.environ.get(ENV_URL)
-    if not url:
-        from cdir import pids
+def running(files: Files) -> dict[str, Any] | None:
+    """The state of the service this home started, while its process runs."""
+    from cdir import pids
 
-        state = read_state(files)
-        pid = int(str(state.get("pid", 0))) if state else 0
-        if not state or pid <= 0 or not pids.alive(pid):
+    state = read_state(files)
+    pid = int(str(state.get("pid", 0))) if state else 0
+    return state if state and pid > 0 and pids.alive(pid) else None
+
+
+def client_target(files: Files, url: str | None) -> tuple[str, str, bool] | None:
+    """(URL, token, whether it is this home's own service) the CLI talks to: `url` (--url
+    or CDIR_URL) when given, else the service this home started, while it runs; the token
+    is CDIR_TOKEN or the token file."""
+    own = not url
+    if own:
+        state = running(files)
+        if state is None:
             return None
         url = str(state["url"])
-    tok = os.environ.get(ENV_TOKEN) or token(files)
-    return (url.rstrip("/"), tok or "")
+    assert url is not None
+    return url.rstrip("/"), os.environ.get(ENV_TOKEN) or token(files) or "", own

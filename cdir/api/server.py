@@ -5,7 +5,6 @@ the URL written where the CLI finds it, removed again on exit."""
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 import socket
 from pathlib import Path
@@ -13,8 +12,6 @@ from pathlib import Path
 from cdir import service
 from cdir.errors import UsageError
 from cdir.vdir.protocol import VirtualDirectory
-
-log = logging.getLogger("cdir.api")
 
 
 def is_loopback(host: str) -> bool:
@@ -26,14 +23,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, tls: bool, insecure: bool) -> None:
-    """A token sent in clear over a network can be read by anyone on it: refused unless
-    the user says `--insecure`."""
+def check_listen(host: str, certfile: str | None, keyfile: str | None, insecure: bool) -> bool:
+    """Whether the service speaks TLS; a certificate without its key (or the reverse) is
+    refused, and so is a non-loopback bind without TLS — a token sent in clear over a
+    network can be read by anyone on it — unless the user says `--insecure`."""
+    if bool(certfile) != bool(keyfile):
+        raise UsageError("TLS needs both --certfile and --keyfile")
+    tls = bool(certfile and keyfile)
     if not is_loopback(host) and not tls and not insecure:
         raise UsageError(
             f"refusing to serve on {host} without TLS: the token would cross the network in "
             "clear; give --certfile and --keyfile, or --insecure if the network is trusted"
         )
+    return tls
 
 
 def url_of(host: str, port: int, tls: bool) -> str:
@@ -60,10 +62,7 @@ def serve(
 
     from cdir.api.app import create_app
 
-    tls = bool(certfile and keyfile)
-    if bool(certfile) != bool(keyfile):
-        raise UsageError("TLS needs both --certfile and --keyfile")
-    check_bind(host, tls, insecure)
+    tls = check_listen(host, certfile, keyfile, insecure)
     files = service.Files(home)
     service.token(files, create=True)
     app = create_app(
@@ -84,23 +83,12 @@ def serve(
         server_header=False,
         timeout_graceful_shutdown=10,
     )
-    server = uvicorn.Server(config)
-    url = url_of(host, port, tls)
-    service.write_state(
-        files,
-        {
-            "url": url,
-            "pid": os.getpid(),
-            "host": host,
-            "port": port,
-            "tls": tls,
-            "daemon_pid": daemon_pid,
-        },
-    )
+    me = {"url": url_of(host, port, tls), "pid": os.getpid(), "tls": tls}
+    service.write_state(files, {**me, "daemon_pid": daemon_pid})
     try:
-        server.run()
+        uvicorn.Server(config).run()
     finally:
-        state = service.read_state(files)
-        if state and state.get("pid") == os.getpid():
+        written = service.read_state(files)
+        if written and written.get("pid") == os.getpid():
             service.clear_state(files)
         vdir.close()

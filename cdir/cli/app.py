@@ -6,7 +6,6 @@ a running service's client), and the output helpers. The commands live in the mo
 from __future__ import annotations
 
 import copy
-import os
 import sys
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -176,7 +175,7 @@ class Globals:
         --url, or the service this home started), else the catalog itself."""
         if self.vdir is None:
             settings = _settings(self.catalog)
-            target = None if self.catalog else _service_target(settings, self.url)
+            target = None if self.catalog else _client_target(settings, self.url)
             if target is None:
                 return self.open_direct()
             from cdir.cli.client import ServiceClient
@@ -196,19 +195,10 @@ class Globals:
         return self.vdir
 
 
-def _service_target(settings: Any, url: str | None) -> tuple[str, str, bool] | None:
-    """(URL, token, whether it is this home's own service) of the service to talk to."""
+def _client_target(settings: Any, url: str | None) -> tuple[str, str, bool] | None:
     from cdir import service
 
-    files = service.Files(settings.home)
-    if url:
-        tok = os.environ.get(service.ENV_TOKEN) or service.token(files) or ""
-        return url.rstrip("/"), tok, False
-    found = service.client_target(files)
-    if found is None:
-        return None
-    own = not os.environ.get(service.ENV_URL)
-    return found[0], found[1], own
+    return service.client_target(service.Files(settings.home), url)
 
 
 G = Globals()

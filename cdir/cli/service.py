@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -33,12 +33,6 @@ PortOpt = Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="TC
 
 def _files() -> service.Files:
     return service.Files(cli._settings(cli.G.catalog).home)
-
-
-def _running(files: service.Files) -> dict[str, Any] | None:
-    state = service.read_state(files)
-    pid = int(str(state.get("pid", 0))) if state else 0
-    return state if state and pid > 0 and pids.alive(pid) else None
 
 
 @service_app.command("start")
@@ -66,15 +60,13 @@ def start_cmd(
     It binds 127.0.0.1 unless told otherwise; every route but /healthz needs the token
     (`cdir service token`). It logs to <home>/service.log. The sync daemon starts with it
     unless one runs already (--no-daemon: not at all)."""
-    from cdir.api.server import check_bind
+    from cdir.api.server import check_listen
 
     files = _files()
-    if bool(certfile) != bool(keyfile):
-        raise UsageError("TLS needs both --certfile and --keyfile")
-    check_bind(host, bool(certfile and keyfile), insecure)
+    check_listen(host, certfile, keyfile, insecure)
     if docker:
         _docker_or_fail()
-    running = _running(files)
+    running = service.running(files)
     if running:
         raise Conflict(f"the service runs already at {running['url']} (pid {running['pid']})")
     if foreground:
@@ -208,7 +200,7 @@ def _docker_or_fail() -> None:
 def stop_cmd() -> None:
     """Stop the service (and the sync daemon it started)."""
     files = _files()
-    state = _running(files)
+    state = service.running(files)
     if state is None:
         typer.echo("cdir: no service running", err=True)
         raise typer.Exit(1)
@@ -236,7 +228,7 @@ def status_cmd() -> None:
     """Whether the service runs, where, and whether it answers."""
     import httpx
 
-    state = _running(_files())
+    state = service.running(_files())
     if state is None:
         typer.echo("cdir: no service running", err=True)
         raise typer.Exit(1)

@@ -223,3 +223,11 @@ def walk_folders(
         except NotFound:
             if folder == top and top != "":
                 raise
+
+
+def range_header(start: int, end: int | None) -> dict[str, str]:
+    """The HTTP `Range` header for [start, end) (end exclusive, as `read_chunks` takes it);
+    none for the whole file."""
+    if start <= 0 and end is None:
+        return {}
+    return {"Range": f"bytes={start}-{'' if end is None else end - 1}"}

@@ -76,8 +76,7 @@ def _file(vdir: V, path: str) -> EntryOut:
 def _replica_file(vdir: V, path: str, provider: str) -> EntryOut:
     vdir.provider(provider)  # an unknown provider is a 404 that says so
     e = _file(vdir, path)
-    full = vdir.stat(path) if e.replicas is None else e
-    if not any(r.provider == provider for r in full.replicas or []):
+    if not any(r.provider == provider for r in e.replicas or []):
         raise NotFound(f"{path}: no replica on {provider}")
     return e
 

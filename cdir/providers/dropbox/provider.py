@@ -18,7 +18,7 @@ from cdir.errors import (
     translated,
 )
 from cdir.providers.base import TMP_PREFIX, Capabilities, ChangeBatch, Provider, RemoteStat
-from cdir.providers.common import MiB, PrependedStream, parse_rfc3339
+from cdir.providers.common import MiB, PrependedStream, parse_rfc3339, range_header
 from cdir.providers.dropbox.api import DropboxAPI
 from cdir.providers.dropbox.errors import ERRORS, ApiError
 from cdir.providers.dropbox.hashing import BLOCK, ContentHasher, content_hash
@@ -189,9 +189,7 @@ class DropboxProvider(Provider):
         if end is not None and end <= start:
             self.stat(path)  # nothing to read, but a missing file is still an error
             return
-        headers = {}
-        if start > 0 or end is not None:
-            headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        headers = range_header(start, end)
         with (
             translated(ERRORS, self._what(path)),
             self.api.download({"path": self.remote(path)}, headers) as resp,

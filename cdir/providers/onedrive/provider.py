@@ -35,6 +35,7 @@ from cdir.providers.common import (
     PrependedStream,
     check_size,
     parse_rfc3339,
+    range_header,
     read_upto,
     walk_folders,
 )
@@ -197,9 +198,7 @@ class OneDriveProvider(Provider):
         if end is not None and end <= start:
             self.stat(rel)  # nothing to read, but a missing file is still NotFound
             return
-        headers = {}
-        if start > 0 or end is not None:
-            headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        headers = range_header(start, end)
         with translated(ERRORS, self._what(rel)):
             # /content answers 302 to a pre-authenticated download URL
             resp = self.graph.send(

@@ -18,7 +18,7 @@ from boto3.s3.transfer import TransferConfig
 
 from cdir.errors import NotFound, ProviderError, Unavailable, translated
 from cdir.providers.base import CHUNK, Capabilities, RemoteStat
-from cdir.providers.common import META_MTIME, MiB, bare_etag, datetime_ns
+from cdir.providers.common import META_MTIME, MiB, bare_etag, datetime_ns, range_header
 from cdir.providers.objstore import ObjectStore, Page, PrependedStream
 from cdir.providers.s3.client import new_client, server_copy
 from cdir.providers.s3.errors import BUSY_CODES, ERRORS, code, not_found, precondition_failed
@@ -365,8 +365,7 @@ class S3Provider(ObjectStore):
         if end is not None and end - start >= 2 * self.chunksize:
             yield from self._read_parts(path, start, end)
             return
-        if start > 0 or end is not None:
-            kw["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        kw.update(range_header(start, end))
         fast = self._signed.get(kw["Key"], kw.get("Range")) if self._signed else None
         if fast is not None:
             try:

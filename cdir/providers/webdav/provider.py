@@ -21,7 +21,14 @@ from cdir.errors import (
     translated,
 )
 from cdir.providers.base import CHUNK, TMP_PREFIX, Capabilities, Provider, RemoteStat, reap
-from cdir.providers.common import ChunkReader, PrependedStream, check_size, read_upto, walk_folders
+from cdir.providers.common import (
+    ChunkReader,
+    PrependedStream,
+    check_size,
+    range_header,
+    read_upto,
+    walk_folders,
+)
 from cdir.providers.webdav.errors import ERRORS, DAVStatus
 from cdir.providers.webdav.session import DAVSession
 from cdir.providers.webdav.settings import OPTIONS, resolve
@@ -127,9 +134,7 @@ class WebDAVProvider(Provider):
         if end is not None and end <= start:
             self.stat(rel)  # nothing to read, but a missing file is still NotFound
             return
-        headers = {}
-        if start > 0 or end is not None:
-            headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        headers = range_header(start, end)
         with (
             translated(ERRORS, what),
             self._dav.http().stream(
